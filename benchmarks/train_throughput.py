@@ -1,0 +1,227 @@
+"""Training throughput of the LoRA step: lift_jax vs PyTorch + PEFT on SmolLM2-135M, float32 and bfloat16.
+
+Both sides train a rank-16 adapter on every linear layer (alpha 32, AdamW, global-norm clipping 1.0, loss on
+every token) on the same random batch of 8 x 256 tokens. Each side runs in its own subprocess (its own thread
+pool and memory); after loading and warm-up (compilation excluded) the parent asks them for one step at a time,
+alternately, so a load change on the machine hits both sides alike and the idle side never competes for the
+cores. A step is timed to completion (its loss is read back on the host).
+
+Model FLOPs per token: 4 x parameters (the forward pass and the backward pass to the activations; the frozen
+base weights get no weight gradient) plus attention (QK^T and PV: 4 * T * width per layer forward, twice that
+backward, full T x T). The ceiling is a large matmul timed in the JAX process between steps: float32 x float32
+for float32, bfloat16 x bfloat16 with float32 accumulation for bfloat16.
+
+    python benchmarks/train_throughput.py [--steps 8] [--warmup 2]
+
+The last line reads `ratio_vs_torch_f32=<x>`: lift_jax tokens/s over PyTorch + PEFT tokens/s in float32,
+each side's median step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+DTYPES = ("float32", "bfloat16")
+CEILING_SIZE = 2048
+# XLA:CPU settings for the JAX process (CPU-only tuning lives here, not in the library).
+JAX_ENV = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+
+_SERVE = r"""
+import json, sys, time
+import numpy as np
+
+def serve(step, info, extra=None):
+    '''Warm up, report `info`, then answer "step" (seconds, loss) and other commands until "quit".'''
+    for _ in range(ARGS["warmup"]):
+        step()
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            return
+        t0 = time.perf_counter()
+        loss = step() if command == "step" else extra()
+        print(json.dumps({"seconds": time.perf_counter() - t0, "loss": loss}), flush=True)
+
+ARGS = json.loads(sys.argv[1])
+IDS = np.random.RandomState(0).randint(0, ARGS["vocab"], (ARGS["batch"], ARGS["seq"] + 1))
+"""
+
+_LIFT_JAX = r"""
+import jax
+import jax.numpy as jnp
+from lift_jax.lora import LoRAConfig, apply_lora, count_lora_params
+from lift_jax.models import load
+from lift_jax.train import LoRATrainer, OptimizerConfig
+
+model = load("bundled:smollm2-135m-instruct", dtype=ARGS["dtype"]).module
+apply_lora(model, LoRAConfig(rank=ARGS["rank"], alpha=2.0 * ARGS["rank"]), seed=0)
+trainer = LoRATrainer(model, OptimizerConfig(lr=1e-4))
+shape = (1, ARGS["batch"], ARGS["seq"])
+batch = {
+    "inputs": IDS[None, :, :-1].astype(np.int32),
+    "targets": IDS[None, :, 1:].astype(np.int32),
+    "weights": np.ones(shape, np.float32),
+    "mask": np.ones(shape, bool),
+}
+n = ARGS["ceiling_size"]
+a, b = (jax.random.normal(jax.random.key(i), (n, n), ARGS["dtype"]) for i in range(2))
+matmul = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
+matmul(a, b).block_until_ready()
+t0 = time.perf_counter()
+trainer.train_step(batch)["loss"].block_until_ready()
+spec = model.spec
+serve(
+    lambda: float(trainer.train_step(batch)["loss"]),
+    {"compile_s": time.perf_counter() - t0, "lora_params": count_lora_params(model),
+     "layers": spec.num_layers, "attn_width": spec.num_heads * spec.head_dim},
+    lambda: float(matmul(a, b)[0, 0]),
+)
+"""
+
+_TORCH = r"""
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+from lift_jax.models.bundled import smollm2_gguf
+
+torch.set_num_threads(2)
+gguf = smollm2_gguf()
+dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[ARGS["dtype"]]
+model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
+base_params = sum(p.numel() for p in model.parameters())
+config = LoraConfig(r=ARGS["rank"], lora_alpha=2 * ARGS["rank"], lora_dropout=0.0, target_modules="all-linear")
+model = get_peft_model(model, config).train()
+params = [p for p in model.parameters() if p.requires_grad]
+opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+inputs, targets = torch.tensor(IDS[:, :-1]), torch.tensor(IDS[:, 1:])
+mask = torch.ones_like(inputs)
+
+def step():
+    opt.zero_grad(set_to_none=True)
+    logits = model(input_ids=inputs, attention_mask=mask).logits
+    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return loss.item()
+
+serve(step, {"base_params": base_params, "lora_params": sum(p.numel() for p in params),
+             "attention": model.config._attn_implementation})
+"""
+
+
+class Worker:
+    """A benchmark subprocess that loads and warms up, then runs one timed command per request."""
+
+    def __init__(self, proc: subprocess.Popen, log: IO[str]):
+        self.proc, self.log = proc, log
+        self.info = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        """The next JSON line of the worker (libraries may print other lines)."""
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        self.log.seek(0)
+        raise RuntimeError(f"benchmark worker exited ({self.proc.wait()}):\n{self.log.read()[-3000:]}")
+
+    def run(self, command: str = "step") -> dict[str, Any]:
+        """Send `command` ("step" or "extra") and return {"seconds", "loss"}."""
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+
+@contextlib.contextmanager
+def start_worker(code: str, args: dict[str, Any], env: dict[str, str]) -> Iterator[Worker]:
+    """Run `code` in a fresh interpreter (stderr kept for errors); stop it on exit."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}
+    command = [sys.executable, "-c", _SERVE + code, json.dumps(args)]
+    with (
+        tempfile.TemporaryFile("w+") as log,
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        as proc,
+    ):
+        try:
+            yield Worker(proc, log)
+        finally:
+            if proc.poll() is None:
+                proc.stdin.write("quit\n")
+                proc.stdin.close()
+
+
+def model_flops_per_token(params: int, layers: int, attn_width: int, seq: int) -> float:
+    """4 x parameters plus attention (QK^T and PV: 4 * T * width per layer forward, x3 with backward)."""
+    return 4.0 * params + 3 * 4.0 * seq * attn_width * layers
+
+
+def measure(dtype: str, opts: argparse.Namespace) -> dict[str, Any]:
+    """Interleaved step times of both sides and the matmul ceiling for one dtype."""
+    args = {"dtype": dtype, "batch": opts.batch, "seq": opts.seq, "rank": opts.rank, "vocab": 49152,
+            "warmup": opts.warmup, "ceiling_size": CEILING_SIZE}
+    times: dict[str, list[float]] = {"lift_jax": [], "torch": [], "ceiling": []}
+    with start_worker(_LIFT_JAX, args, JAX_ENV) as ours, start_worker(_TORCH, args, {}) as theirs:
+        for i in range(opts.steps):
+            order = [("lift_jax", ours), ("torch", theirs)]
+            for name, worker in order if i % 2 == 0 else order[::-1]:
+                times[name].append(worker.run()["seconds"])
+                time.sleep(opts.pause)  # let the other side's spinning threads go to sleep
+            times["ceiling"].append(ours.run("extra")["seconds"])
+    params = theirs.info["base_params"] + ours.info["lora_params"]
+    flops = model_flops_per_token(params, ours.info["layers"], ours.info["attn_width"], opts.seq)
+    return {"times": times, "flops_per_token": flops, "attention": theirs.info["attention"],
+            "ceiling_gflops": 2 * CEILING_SIZE**3 / min(times["ceiling"]) / 1e9}
+
+
+def table(results: dict[str, dict[str, Any]], tokens: int) -> list[str]:
+    """Markdown rows: tokens/s (median and best step), achieved GFLOP/s and fraction of the ceiling."""
+    lines = [
+        "| dtype | implementation | tokens/s (median) | tokens/s (best) | model GFLOP/s | JAX matmul "
+        "GFLOP/s | of ceiling | lift_jax / torch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dtype, r in results.items():
+        median = {k: tokens / statistics.median(v) for k, v in r["times"].items()}
+        best = {k: tokens / min(v) for k, v in r["times"].items()}
+        for name, label in (("lift_jax", "lift_jax"), ("torch", f"PyTorch + PEFT ({r['attention']})")):
+            gflops = median[name] * r["flops_per_token"] / 1e9
+            ratio = median[name] / median["torch"]
+            lines.append(
+                f"| {dtype} | {label} | {median[name]:.0f} | {best[name]:.0f} | {gflops:.0f} | "
+                f"{r['ceiling_gflops']:.0f} | {gflops / r['ceiling_gflops']:.0%} | {ratio:.2f} |"
+            )
+    return lines
+
+
+def main() -> None:
+    """Print the throughput table and, last, `ratio_vs_torch_f32=<x>`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per side and dtype")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between two timed steps")
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
+    opts = parser.parse_args()
+
+    results = {dtype: measure(dtype, opts) for dtype in opts.dtypes}
+    print("\n".join(table(results, opts.batch * opts.seq)))
+    if "float32" in results:
+        times = results["float32"]["times"]
+        print(f"ratio_vs_torch_f32={statistics.median(times['torch']) / statistics.median(times['lift_jax']):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""`python -m lift_jax.absorb --config <name>.py --config.document=PATH --config.output_dir=DIR`
+
+A document goes in; a LIFTed LoRA adapter comes out (orbax checkpoints + PEFT export), trained while the
+generator is still writing QA pairs. Rerunning the same command after a crash resumes: cached sentences are
+not regenerated and training continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+from tqdm.auto import tqdm
+
+from lift_jax.batching import length_buckets
+from lift_jax.checkpoint import TrainCheckpointer
+from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
+from lift_jax.config import validate_method
+from lift_jax.data import BatchStream, ItemBuffer, TrainItem
+from lift_jax.documents import DocumentError, raw_chunks, read_document
+from lift_jax.lora import LoRAConfig, apply_lora
+from lift_jax.models import load
+from lift_jax.models.checkpoint_io import CheckpointError
+from lift_jax.peft_io import export_peft_adapter
+from lift_jax.producer import check_generator, start_qa_producer
+from lift_jax.prompting import PromptFormat, encode_example, encode_text
+from lift_jax.runio import MetricsLog, RunDir, write_json_atomic
+from lift_jax.sampling import stop_token_ids
+from lift_jax.sharding import make_mesh
+from lift_jax.synth.generators import GeneratorUnavailable
+from lift_jax.train import LoRATrainer, OptimizerConfig
+
+USAGE = __doc__
+
+
+@dataclasses.dataclass
+class Timing:
+    """Wall-clock marks of one absorb run (seconds since the document was read)."""
+
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    marks: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def mark(self, name: str) -> None:
+        """Record `name` at the current time (first occurrence wins)."""
+        self.marks.setdefault(name, round(time.perf_counter() - self.start, 3))
+
+
+def prompt_format(cfg: ml_collections.ConfigDict) -> PromptFormat:
+    """The prompt format shared by training and asking."""
+    return PromptFormat(use_chat_template=cfg.use_chat_template, system=cfg.system_prompt or None)
+
+
+def lora_config(cfg: ml_collections.ConfigDict) -> LoRAConfig:
+    """LoRAConfig from the `lora` config group."""
+    targets = cfg.lora.targets
+    targets = targets if isinstance(targets, str) else tuple(targets)
+    return LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, targets=targets)
+
+
+def optimizer_config(cfg: ml_collections.ConfigDict, total_steps: int) -> OptimizerConfig:
+    """OptimizerConfig from the `train` config group."""
+    t = cfg.train
+    return OptimizerConfig(
+        lr=t.lr,
+        schedule=t.schedule,
+        warmup_steps=t.warmup_steps,
+        total_steps=total_steps,
+        weight_decay=t.weight_decay,
+        clip_norm=t.clip_norm,
+    )
+
+
+def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...]):
+    def encode(item: TrainItem):
+        if item.question is None:
+            return encode_text(tokenizer, item.answer)
+        return encode_example(tokenizer, item.question, item.answer, fmt, stops)
+
+    return encode
+
+
+def _check_inputs(cfg: ml_collections.ConfigDict) -> str:
+    validate_method(cfg)
+    if not cfg.document:
+        raise UsageError("no document given; pass --config.document=PATH")
+    if not cfg.output_dir:
+        raise UsageError("no output directory given; pass --config.output_dir=DIR")
+    document = read_document(Path(cfg.document))
+    if cfg.method in ("lift", "lift+raw"):
+        check_generator(cfg)
+    return document
+
+
+def absorb(cfg: ml_collections.ConfigDict, progress: bool = True) -> dict[str, Any]:
+    """Run generation + LoRA training for `cfg`; returns the run summary (also written to timing.json)."""
+    timing = Timing()
+    document = _check_inputs(cfg)
+    mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+    loaded = load(cfg.model_path, dtype=cfg.dtype, mesh=mesh)
+    run = RunDir(Path(cfg.output_dir)).create()
+    write_json_atomic(run.config, cfg.to_dict())
+    run.document_copy.write_text(document)
+    timing.mark("model_loaded")
+
+    tokenizer = loaded.tokenizer
+    stops = stop_token_ids(tokenizer, loaded.spec.eos_token_ids)
+    buffer = ItemBuffer()
+    if cfg.method in ("raw", "lift+raw"):
+        buffer.extend([TrainItem(answer=c) for c in raw_chunks(tokenizer, document, cfg.raw_chunk_tokens)])
+    producer = None
+    if cfg.method in ("lift", "lift+raw"):
+        producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress)
+    else:
+        buffer.close()
+
+    apply_lora(loaded.module, lora_config(cfg), seed=cfg.seed)
+    trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=0), mesh=mesh)
+    rows = cfg.train.batch_size
+    stream = BatchStream(
+        buffer,
+        _encoder(tokenizer, prompt_format(cfg), stops),
+        epochs=cfg.train.epochs,
+        rows=rows,
+        accum=cfg.train.grad_accum,
+        buckets=length_buckets(cfg.train.max_length, min(cfg.train.min_bucket, cfg.train.max_length)),
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+        seed=cfg.seed,
+    )
+    checkpointer = TrainCheckpointer(run.checkpoints)
+    if checkpointer.latest_step() is not None:
+        meta = checkpointer.restore(trainer)
+        stream.restore(meta["data"])
+    metrics_log = MetricsLog(run.metrics)
+    summary = _train(cfg, trainer, stream, checkpointer, metrics_log, timing, progress)
+    metrics_log.close()
+    if producer is not None:
+        producer.join()
+        summary["generation"] = producer.summary
+        timing.marks.update(producer.marks(timing.start))
+
+    model = trainer.sync_model()
+    export_peft_adapter(model, lora_config(cfg), run.adapter, base_model_name=str(cfg.model_path))
+    checkpointer.close()
+    timing.mark("adapter_written")
+    summary["timing"] = timing.marks
+    write_json_atomic(run.timing, summary)
+    return summary
+
+
+def _train(
+    cfg: ml_collections.ConfigDict,
+    trainer: LoRATrainer,
+    stream: BatchStream,
+    checkpointer: TrainCheckpointer,
+    metrics_log: MetricsLog,
+    timing: Timing,
+    progress: bool,
+) -> dict[str, Any]:
+    bar = tqdm(desc="training", unit="step", disable=not progress, initial=trainer.step)
+    pending: tuple[int, int, dict, float] | None = None  # metrics are read one step late: no host sync per step
+    compute_s = 0.0
+    tokens = 0
+    last_state = stream.state()
+
+    def flush(p: tuple[int, int, dict, float]) -> None:
+        nonlocal compute_s, tokens
+        step, epoch, metrics, t0 = p
+        host = jax.device_get(metrics)
+        elapsed = time.perf_counter() - t0
+        compute_s += elapsed
+        tokens += int(host["tokens"])
+        record = {"step": step, "epoch": epoch, "loss": float(host["loss"]), "tokens": int(host["tokens"]),
+                  "grad_norm": float(host["grad_norm"]), "time": round(time.perf_counter() - timing.start, 3)}
+        metrics_log.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=epoch, tok_s=f"{tokens / max(compute_s, 1e-9):.0f}")
+
+    for batch, state in stream:
+        timing.mark("first_step_started")
+        t0 = time.perf_counter()
+        metrics = trainer.train_step(batch)
+        if pending is not None:
+            flush(pending)
+        pending = (trainer.step, last_state["epoch"], metrics, t0)
+        last_state = state
+        bar.update(1)
+        if trainer.step % cfg.train.checkpoint_every == 0:
+            flush(pending)  # every checkpointed step is in metrics.jsonl before the checkpoint exists
+            pending = None
+            checkpointer.save(trainer, {"data": state})
+    if pending is not None:
+        flush(pending)
+    bar.close()
+    if checkpointer.latest_step() != trainer.step:
+        checkpointer.save(trainer, {"data": stream.state()})
+    timing.mark("training_done")
+    return {"steps": trainer.step, "train_compute_s": round(compute_s, 3), "loss_tokens": tokens}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    enable_compilation_cache()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = parse_config_args(argv, "smollm2_135m", USAGE)
+        summary = absorb(cfg)
+    except (UsageError, DocumentError, CheckpointError, GeneratorUnavailable, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    print(f"adapter written to {Path(cfg.output_dir) / 'adapter'}; {summary['steps']} steps")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""`python -m lift_jax.ask --run DIR --question "..."`: answer with the LIFTed model, no document in context.
+
+`--base` answers with the untouched base model; `--context truncated` puts the run's document (middle-truncated
+to the model's window) in the prompt: truncated ICL with `--base`, LIFT + truncated ICL without. The answer is
+the last line of stdout. `--questions FILE` answers one question per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lift_jax.cli import enable_compilation_cache, fail
+from lift_jax.lora import merge_lora
+from lift_jax.models import LoadedModel, load
+from lift_jax.models.checkpoint_io import CheckpointError
+from lift_jax.peft_io import AdapterError, import_peft_adapter
+from lift_jax.prompting import PromptFormat, encode_prompt
+from lift_jax.runio import RunDir
+from lift_jax.sampling import SamplingParams, generate_ids, stop_token_ids
+
+ICL_TEMPLATE = "Read the document and answer the question.\n\nDocument:\n{document}\n\nQuestion: {question}"
+
+
+def middle_truncate(ids: Sequence[int], budget: int) -> list[int]:
+    """Keep the first and last halves of `ids` so that at most `budget` tokens remain (the paper's truncation)."""
+    if budget <= 0:
+        return []
+    if len(ids) <= budget:
+        return list(ids)
+    head = budget // 2
+    return list(ids[:head]) + list(ids[len(ids) - (budget - head) :])
+
+
+class Answerer:
+    """A loaded base model (optionally with a run's adapter merged) that answers questions."""
+
+    def __init__(self, loaded: LoadedModel, fmt: PromptFormat, params: SamplingParams, context_tokens: int = 0):
+        self.loaded, self.fmt, self.params = loaded, fmt, params
+        self.stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
+        self.window = context_tokens or loaded.spec.max_position_embeddings
+
+    def _with_context(self, question: str, document: str) -> str:
+        tok = self.loaded.tokenizer
+        empty = encode_prompt(tok, ICL_TEMPLATE.format(document="", question=question), self.fmt)
+        budget = self.window - len(empty) - self.params.max_new_tokens
+        doc_ids = tok(document, add_special_tokens=False)["input_ids"]
+        return ICL_TEMPLATE.format(document=tok.decode(middle_truncate(doc_ids, budget)), question=question)
+
+    def answer(self, questions: Sequence[str], document: str | None = None) -> list[str]:
+        """Greedy (or sampled, per params) answers to `questions`, with the truncated document if given."""
+        tok = self.loaded.tokenizer
+        texts = [self._with_context(q, document) if document else q for q in questions]
+        prompts = [encode_prompt(tok, t, self.fmt) for t in texts]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else self.stops[0]
+        ids = generate_ids(self.loaded.module, prompts, self.params, self.stops, pad)
+        return [tok.decode(x, skip_special_tokens=True).strip() for x in ids]
+
+
+def run_settings(run_dir: Path) -> dict[str, Any]:
+    """The resolved config an absorb run saved."""
+    path = RunDir(run_dir).config
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not an absorb run directory (no {path.name}); run lift_jax.absorb first")
+    return json.loads(path.read_text())
+
+
+def answerer_for_run(run_dir: Path, base: bool, params: SamplingParams) -> Answerer:
+    """Load the run's base model, plus its LIFTed adapter (merged for decoding) unless `base`."""
+    settings = run_settings(run_dir)
+    loaded = load(settings["model_path"], dtype=settings.get("dtype", "float32"))
+    if not base:
+        import_peft_adapter(loaded.module, RunDir(run_dir).adapter)
+        merge_lora(loaded.module)
+    fmt = PromptFormat(settings.get("use_chat_template", True), settings.get("system_prompt") or None)
+    return Answerer(loaded, fmt, params, settings.get("ask", {}).get("context_tokens", 0))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lift_jax.ask", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="absorb output directory")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--question", help="one question")
+    group.add_argument("--questions", type=Path, help="a text file with one question per line")
+    parser.add_argument("--base", action="store_true", help="use the untouched base model")
+    parser.add_argument("--context", choices=["none", "truncated"], default="none")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    enable_compilation_cache()
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.questions:
+            questions = [q.strip() for q in args.questions.read_text().splitlines() if q.strip()]
+            if not questions:
+                raise ValueError(f"{args.questions} holds no questions")
+        else:
+            questions = [args.question]
+        params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+        answerer = answerer_for_run(args.run, args.base, params)
+        document = RunDir(args.run).document_copy.read_text() if args.context == "truncated" else None
+        answers = answerer.answer(questions, document)
+    except (FileNotFoundError, ValueError, CheckpointError, AdapterError) as e:
+        fail(str(e))
+    if len(questions) > 1:
+        for q, a in zip(questions, answers, strict=True):
+            print(f"Q: {q}\nA: {' '.join(a.split())}")
+    else:
+        print(" ".join(answers[0].split()))
+
+
+if __name__ == "__main__":
+    main()

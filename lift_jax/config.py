@@ -1,0 +1,89 @@
+"""Run configuration: ml_collections ConfigDicts in `configs/*.py`, overridable as `--config.<field>=value`."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import ml_collections
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+METHODS = ("lift", "raw", "lift+raw")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field a run reads, with defaults that run on a CPU; model configs override what differs."""
+    from lift_jax.synth.config import generator_config
+
+    cfg = ml_collections.ConfigDict()
+    cfg.model_path = "bundled:smollm2-135m-instruct"
+    cfg.dtype = "float32"
+    cfg.document = ""
+    cfg.output_dir = "runs/default"
+    cfg.method = "lift"
+    cfg.seed = 0
+    cfg.system_prompt = ""
+    cfg.use_chat_template = True
+    cfg.raw_chunk_tokens = 256  # Finetune-Raw chunk length
+    cfg.generator = generator_config()
+
+    cfg.lora = ml_collections.ConfigDict()
+    cfg.lora.rank = 128
+    cfg.lora.alpha = 256.0
+    cfg.lora.dropout = 0.0
+    cfg.lora.targets = "all-linear"
+
+    cfg.train = ml_collections.ConfigDict()
+    cfg.train.epochs = 5
+    cfg.train.lr = 5e-5
+    cfg.train.schedule = "constant"
+    cfg.train.warmup_steps = 0
+    cfg.train.weight_decay = 0.0
+    cfg.train.clip_norm = 1.0
+    cfg.train.batch_size = 4  # rows per micro-batch, over all devices
+    cfg.train.grad_accum = 1
+    cfg.train.max_length = 512
+    cfg.train.min_bucket = 32
+    cfg.train.checkpoint_every = 50
+    cfg.train.log_every = 1
+
+    cfg.mesh = ml_collections.ConfigDict()
+    cfg.mesh.data = -1
+    cfg.mesh.fsdp = 1
+    cfg.mesh.tensor = 1
+
+    cfg.ask = ml_collections.ConfigDict()
+    cfg.ask.max_new_tokens = 64
+    cfg.ask.temperature = 0.0
+    cfg.ask.top_p = 1.0
+    cfg.ask.context_tokens = 0  # truncated-ICL budget; 0 = the model's max_position_embeddings minus the answer
+    return cfg
+
+
+def resolve_config_path(name: str) -> Path:
+    """A config argument as a path: an existing file, or a bare name (with or without .py) in `configs/`."""
+    path = Path(name)
+    if path.exists():
+        return path
+    candidate = REPO_CONFIGS / (name if name.endswith(".py") else f"{name}.py")
+    if path.parent == Path(".") and candidate.exists():
+        return candidate
+    available = ", ".join(sorted(p.name for p in REPO_CONFIGS.glob("*.py"))) or "none"
+    raise FileNotFoundError(f"config {name!r} not found (looked at {path} and {candidate}); available: {available}")
+
+
+def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
+    """Import a config file and return its `get_config()`."""
+    path = resolve_config_path(str(path))
+    spec = importlib.util.spec_from_file_location(f"lift_jax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def validate_method(cfg: ml_collections.ConfigDict) -> None:
+    """Reject an unknown training method with the list of valid ones."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"method {cfg.method!r} is unknown; use one of {', '.join(METHODS)}")

@@ -1,0 +1,191 @@
+"""Resumable result store: `predictions.jsonl` (one line per question and method) and the summary tables.
+
+A record holds at least `id`, `method`, `question`, `prediction` and `answers` (gold list); optional fields
+include `error` (the item failed and is retried on the next run), `judge` (bool verdict), `category`
+(LooGLE LongQA type, scored per category) and timings. Reruns append; the last line per (id, method) wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lift_jax.eval.metrics import Scorer, aggregate, by_category
+
+PREDICTIONS_FILE = "predictions.jsonl"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+REQUIRED_FIELDS = ("id", "method", "question", "prediction", "answers")
+
+Key = tuple[str, str]
+
+
+def record_key(record: Mapping[str, Any]) -> Key:
+    """The (id, method) pair a record answers."""
+    return str(record["id"]), str(record["method"])
+
+
+def is_error(record: Mapping[str, Any]) -> bool:
+    """True when the record stores a failure instead of a usable prediction."""
+    return bool(record.get("error"))
+
+
+class PredictionStore:
+    """Append-only `output_dir/predictions.jsonl`, fsynced per record; a torn last line is ignored."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.path = self.output_dir / PREDICTIONS_FILE
+        self._tail_repaired = False
+
+    def records(self) -> list[dict[str, Any]]:
+        """The latest record per (id, method), in the order the keys first appeared."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_bytes().split(b"\n")
+        latest: dict[Key, dict[str, Any]] = {}
+        # The piece after the last newline is empty, or a write torn by a kill: skip it either way.
+        for number, line in enumerate(lines[:-1], start=1):
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ValueError(f"{self.path}:{number}: corrupt record (not a torn last line)") from None
+            latest[record_key(record)] = record
+        return list(latest.values())
+
+    def done_keys(self) -> set[Key]:
+        """(id, method) pairs that finished without error; errored items are not done and get retried."""
+        return {record_key(r) for r in self.records() if not is_error(r)}
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Write one record durably (flush + fsync) after dropping any torn tail a killed run left."""
+        missing = [field for field in REQUIRED_FIELDS if field not in record]
+        if missing:
+            raise ValueError(f"record lacks {', '.join(missing)}: {dict(record)!r}")
+        line = json.dumps(dict(record), ensure_ascii=False) + "\n"
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if not self._tail_repaired:
+            self._drop_torn_tail()
+            self._tail_repaired = True
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _drop_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb+") as f:
+            data = f.read()
+            keep = data.rfind(b"\n") + 1
+            if keep < len(data):
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def _rounded(scores: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}
+
+
+def summarize(
+    records: Iterable[Mapping[str, Any]], metrics: Mapping[str, Scorer]
+) -> dict[str, dict[str, Any]]:
+    """Per method: `n` scored items, `errors`, each metric and the `judge` score in percent (2 decimals).
+
+    `judge_n` counts the items with a verdict; records with a `category` add a `categories` breakdown.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for record in records:
+        group = groups.setdefault(str(record["method"]), {"rows": [], "errors": 0, "categories": []})
+        if is_error(record):
+            group["errors"] += 1
+            continue
+        answers = list(record["answers"])
+        scores = {name: scorer(str(record["prediction"]), answers) for name, scorer in metrics.items()}
+        verdict = record.get("judge")
+        if verdict is not None:
+            if not isinstance(verdict, bool):
+                raise ValueError(f"judge verdict of {record_key(record)} must be a bool, got {verdict!r}")
+            scores["judge"] = float(verdict)
+        group["rows"].append(scores)
+        if record.get("category") is not None:
+            group["categories"].append((str(record["category"]), scores))
+
+    summary: dict[str, dict[str, Any]] = {}
+    for method, group in groups.items():
+        entry: dict[str, Any] = {"n": len(group["rows"]), "errors": group["errors"]}
+        entry.update(_rounded({k: v for k, v in aggregate(group["rows"]).items() if k != "n"}))
+        judged = sum("judge" in row for row in group["rows"])
+        if judged:
+            entry["judge_n"] = judged
+        if group["categories"]:
+            entry["categories"] = {c: _rounded(s) for c, s in by_category(group["categories"]).items()}
+        summary[method] = entry
+    return summary
+
+
+def _columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(k for row in rows for k, v in row.items() if not isinstance(v, dict)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]], numeric_from: int) -> list[str]:
+    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def summary_markdown(summary: Mapping[str, Mapping[str, Any]], title: str = "Results") -> str:
+    """The summary as markdown: one row per method, then a per-category table when there are categories."""
+    columns = _columns(summary.values())
+    rows = [[method, *(entry.get(c) for c in columns)] for method, entry in summary.items()]
+    lines = [f"# {title}", "", *_table(["method", *columns], rows, numeric_from=1)]
+    per_category = {m: e["categories"] for m, e in summary.items() if "categories" in e}
+    if per_category:
+        cat_columns = _columns(s for cats in per_category.values() for s in cats.values())
+        cat_rows = [
+            [method, category, *(scores.get(c) for c in cat_columns)]
+            for method, cats in per_category.items()
+            for category, scores in cats.items()
+        ]
+        header = ["method", "category", *cat_columns]
+        lines += ["", "## Per category", "", *_table(header, cat_rows, numeric_from=2)]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` atomically (temporary file in the same folder, fsync, os.replace)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_summary(
+    output_dir: str | Path, summary: Mapping[str, Mapping[str, Any]], title: str = "Results"
+) -> tuple[Path, Path]:
+    """Write `summary.json` and `summary.md` atomically; returns both paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = output_dir / SUMMARY_JSON, output_dir / SUMMARY_MD
+    write_atomic(json_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(md_path, summary_markdown(summary, title))
+    return json_path, md_path

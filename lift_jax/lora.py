@@ -1,0 +1,182 @@
+"""Hand-written LoRA for the decoder's linear layers, scaled by alpha / rank as PEFT does.
+
+`apply_lora` wraps the targeted `Dense` layers in place; only `nnx.LoRAParam` variables are trainable, so the
+base weights are selected with `nnx.Not(nnx.LoRAParam)` and never copied by the optimizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lift_jax.models.layers import Dense
+from lift_jax.models.transformer import Transformer
+
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ALL_LINEAR = "all-linear"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoRAConfig:
+    """LoRA hyperparameters; `targets` uses PEFT's module names or "all-linear" (every linear but lm_head)."""
+
+    rank: int = 128
+    alpha: float = 256.0
+    dropout: float = 0.0
+    targets: tuple[str, ...] | str = ALL_LINEAR
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.rank
+
+    def target_names(self) -> tuple[str, ...]:
+        """The PEFT module names this config adapts."""
+        targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
+        if ALL_LINEAR in targets:
+            return LINEAR_MODULES
+        unknown = sorted(set(targets) - set(LINEAR_MODULES))
+        if unknown:
+            raise ValueError(
+                f"unknown LoRA target modules {unknown}; use {list(LINEAR_MODULES)} or '{ALL_LINEAR}'"
+            )
+        return targets
+
+
+def peft_init_a(key: jax.Array, in_features: int, rank: int) -> jax.Array:
+    """PEFT's A init: kaiming_uniform(a=sqrt(5)) on torch's [rank, in], i.e. U(-1/sqrt(in), 1/sqrt(in))."""
+    bound = 1.0 / math.sqrt(in_features)
+    return jax.random.uniform(key, (in_features, rank), jnp.float32, -bound, bound)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def lora_product(h: jax.Array, a: jax.Array, b: jax.Array, scaling: float) -> jax.Array:
+    """(h @ a) @ b * scaling for h [tokens, in], a [in, rank], b [rank, out], all float32.
+
+    Its hand-written VJP computes the same products as autodiff but writes the B gradient as
+    (g^T @ (h @ a))^T, so the large [tokens, out] cotangent stays the left operand of the dot and the compiler
+    transposes only the small [tokens, rank] one (autodiff's form makes XLA:CPU transpose the large one).
+    """
+    return (h @ a) @ b * scaling
+
+
+def _lora_product_fwd(
+    h: jax.Array, a: jax.Array, b: jax.Array, scaling: float
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    ha = h @ a
+    return ha @ b * scaling, (h, ha, a, b)
+
+
+def _lora_product_bwd(
+    scaling: float, residuals: tuple[jax.Array, ...], g: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    h, ha, a, b = residuals
+    gb = (g @ b.T) * scaling  # [tokens, rank]
+    return gb @ a.T, h.T @ gb, (g.T @ ha).T * scaling
+
+
+lora_product.defvjp(_lora_product_fwd, _lora_product_bwd)
+
+
+class LoRADense(nnx.Module):
+    """base(x) + dropout(x) @ A @ B * alpha / rank, with A [in, rank] and B [rank, out] in float32."""
+
+    def __init__(self, base: Dense, config: LoRAConfig, *, rngs: nnx.Rngs):
+        self.base = base
+        self.rank = config.rank
+        self.scaling = config.scaling
+        self.lora_a = nnx.LoRAParam(peft_init_a(rngs.params(), base.in_features, config.rank))
+        self.lora_b = nnx.LoRAParam(jnp.zeros((config.rank, base.out_features), jnp.float32))
+        self.dropout = nnx.Dropout(config.dropout, rngs=rngs) if config.dropout > 0 else None
+        self.merged = False
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    def delta(self) -> jax.Array:
+        """The dense weight update A @ B * scaling, [in, out] float32."""
+        return self.lora_a.get_value() @ self.lora_b.get_value() * self.scaling
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.base(x)
+        if self.merged:
+            return y
+        h = x.astype(jnp.float32).reshape(-1, self.in_features)
+        if self.dropout is not None:
+            h = self.dropout(h)
+        update = lora_product(h, self.lora_a.get_value(), self.lora_b.get_value(), self.scaling)
+        return y + update.reshape(y.shape).astype(y.dtype)
+
+
+def _lora_layers(module: nnx.Module) -> Iterator[LoRADense]:
+    for _, node in nnx.iter_graph(module):
+        if isinstance(node, LoRADense):
+            yield node
+
+
+def apply_lora(model: Transformer, config: LoRAConfig, seed: int = 0) -> Transformer:
+    """Wrap every targeted linear layer of `model` in a LoRADense (in place); returns the model."""
+    targets = set(config.target_names())
+    rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    for layer in model.layers:
+        for block in (layer.self_attn, layer.mlp):
+            for name in LINEAR_MODULES:
+                current = getattr(block, name, None)
+                if name in targets and isinstance(current, Dense):
+                    setattr(block, name, LoRADense(current, config, rngs=rngs))
+    return model
+
+
+def lora_modules(model: nnx.Module) -> list[tuple[str, LoRADense]]:
+    """(dotted path, layer) of every LoRA-wrapped linear, in module order."""
+    return [
+        (".".join(map(str, path)), node)
+        for path, node in nnx.iter_graph(model)
+        if isinstance(node, LoRADense)
+    ]
+
+
+def reset_lora(model: nnx.Module, seed: int) -> None:
+    """Fresh adapter (new A, zero B) for the next document; the base weights are untouched."""
+    if any(layer.merged for layer in _lora_layers(model)):
+        raise RuntimeError(
+            "reset_lora on a merged model: unmerge_lora first, or the base keeps the old update"
+        )
+    key = jax.random.key(seed)
+    for i, layer in enumerate(_lora_layers(model)):
+        a = peft_init_a(jax.random.fold_in(key, i), layer.in_features, layer.rank)
+        layer.lora_a.set_value(jax.device_put(a, layer.lora_a.get_value().sharding))
+        layer.lora_b.set_value(jnp.zeros_like(layer.lora_b.get_value()))
+
+
+def merge_lora(model: nnx.Module) -> None:
+    """Fold each adapter into its base kernel (for decoding without the LoRA matmuls)."""
+    for layer in _lora_layers(model):
+        if not layer.merged:
+            kernel = layer.base.kernel.get_value()
+            layer.base.kernel.set_value((kernel.astype(jnp.float32) + layer.delta()).astype(kernel.dtype))
+            layer.merged = True
+
+
+def unmerge_lora(model: nnx.Module) -> None:
+    """Subtract the adapters again; exact in float32, within bfloat16 rounding for a bfloat16 base."""
+    for layer in _lora_layers(model):
+        if layer.merged:
+            kernel = layer.base.kernel.get_value()
+            layer.base.kernel.set_value((kernel.astype(jnp.float32) - layer.delta()).astype(kernel.dtype))
+            layer.merged = False
+
+
+def count_lora_params(model: nnx.Module) -> int:
+    """Number of trainable adapter parameters."""
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.LoRAParam)))

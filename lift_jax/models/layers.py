@@ -1,0 +1,212 @@
+"""Building blocks of the decoder: dense projections, RMSNorm, rotary embeddings, attention, gated MLP.
+
+Weights keep Hugging Face's names; a projection's `kernel` is HF's `weight` transposed to [in, out].
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lift_jax.models.spec import ModelSpec, RopeSpec
+
+
+def _zeros_init(shape: tuple[int, ...], dtype: jnp.dtype) -> jax.Array:
+    return jnp.zeros(shape, dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3))
+def einsum(spec: str, a: jax.Array, b: jax.Array, out_dtype: jnp.dtype | None = None) -> jax.Array:
+    """Two-operand einsum accumulated in float32, returned in `out_dtype` (default: the operands' dtype).
+
+    Its VJP keeps each gradient product in the operands' own dtypes (bfloat16 x bfloat16 with float32
+    accumulation), where autodiff would pair a float32 cotangent with a bfloat16 operand. `spec` must name
+    every summed index in both operands (plain contractions, as in matmuls and attention).
+    """
+    out = jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+    return out.astype(out_dtype or jnp.result_type(a, b))
+
+
+def _einsum_fwd(
+    spec: str, a: jax.Array, b: jax.Array, out_dtype: jnp.dtype | None
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return einsum(spec, a, b, out_dtype), (a, b)
+
+
+def _einsum_bwd(
+    spec: str, out_dtype: jnp.dtype | None, operands: tuple[jax.Array, jax.Array], g: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    a, b = operands
+    inputs, out = spec.split("->")
+    a_spec, b_spec = inputs.split(",")
+    g = g.astype(jnp.result_type(a, b))
+    da = jnp.einsum(f"{out},{b_spec}->{a_spec}", g, b, preferred_element_type=jnp.float32)
+    db = jnp.einsum(f"{a_spec},{out}->{b_spec}", a, g, preferred_element_type=jnp.float32)
+    return da.astype(a.dtype), db.astype(b.dtype)
+
+
+einsum.defvjp(_einsum_fwd, _einsum_bwd)
+
+
+class Dense(nnx.Module):
+    """y = x @ kernel (+ bias). The base weights of every linear layer that LoRA can adapt."""
+
+    def __init__(
+        self, in_features: int, out_features: int, *, use_bias: bool, dtype: jnp.dtype, rngs: nnx.Rngs
+    ):
+        init = nnx.initializers.lecun_normal()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.kernel = nnx.Param(init(rngs.params(), (in_features, out_features), dtype))
+        self.bias = nnx.Param(_zeros_init((out_features,), dtype)) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = einsum("...i,io->...o", x, self.kernel.get_value())
+        if self.bias is not None:
+            y = y + self.bias.get_value()
+        return y
+
+
+class RMSNorm(nnx.Module):
+    """RMSNorm computed in float32; Gemma's variant scales by (1 + weight)."""
+
+    def __init__(self, dim: int, *, eps: float, offset: float, dtype: jnp.dtype):
+        self.eps = eps
+        self.offset = offset
+        self.weight = nnx.Param(jnp.zeros((dim,), dtype) if offset else jnp.ones((dim,), dtype))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        w = self.weight.get_value()
+        if self.offset:
+            # Gemma multiplies in float32 before the cast; Llama/Qwen cast first.
+            return (normed * (self.offset + w.astype(jnp.float32))).astype(x.dtype)
+        return w * normed.astype(x.dtype)
+
+
+def rope_cos_sin(rope: RopeSpec, positions: jax.Array, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
+    """cos/sin tables [batch, seq, rotary_dim] for integer positions [batch, seq]."""
+    inv_freq = jnp.asarray(rope.inv_freq, jnp.float32)
+    freqs = positions.astype(jnp.float32)[..., None] * inv_freq
+    emb = jnp.concatenate([freqs, freqs], axis=-1)
+    return (jnp.cos(emb) * rope.attention_scaling).astype(dtype), (
+        jnp.sin(emb) * rope.attention_scaling
+    ).astype(dtype)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """Rotate-half RoPE (Hugging Face layout) on x [batch, seq, heads, head_dim]."""
+    rot = cos.shape[-1]
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    half = rot // 2
+    rotated = jnp.concatenate([-x_rot[..., half:], x_rot[..., :half]], axis=-1)
+    out = x_rot * cos[:, :, None, :] + rotated * sin[:, :, None, :]
+    return jnp.concatenate([out, x_pass], axis=-1) if x_pass.shape[-1] else out
+
+
+class LayerCache(NamedTuple):
+    """One layer's KV cache. `positions` holds each slot's token position, -1 for an empty slot."""
+
+    k: jax.Array  # [batch, slots, kv_heads, head_dim]
+    v: jax.Array
+    positions: jax.Array  # [batch, slots] int32
+
+
+def attention_mask(
+    query_pos: jax.Array, key_pos: jax.Array, key_valid: jax.Array, window: int | None
+) -> jax.Array:
+    """Boolean [batch, query, key]: causal, valid keys only, and within the sliding window if any."""
+    q = query_pos[:, :, None]
+    k = key_pos[:, None, :]
+    allowed = (k <= q) & key_valid[:, None, :]
+    if window is not None:
+        allowed &= k > q - window
+    return allowed
+
+
+class Attention(nnx.Module):
+    """Multi-head attention with GQA, optional q/k norms, logit soft-capping and sliding window."""
+
+    def __init__(self, spec: ModelSpec, layer: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+        h, n, kv, d = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = n, kv, d
+        self.scale = spec.query_scale
+        self.softcap = spec.attn_softcap
+        self.window = spec.layer_window(layer)
+        self.rope = spec.layer_rope(layer)
+        self.q_proj = Dense(h, n * d, use_bias=spec.qkv_bias, dtype=dtype, rngs=rngs)
+        self.k_proj = Dense(h, kv * d, use_bias=spec.qkv_bias, dtype=dtype, rngs=rngs)
+        self.v_proj = Dense(h, kv * d, use_bias=spec.qkv_bias, dtype=dtype, rngs=rngs)
+        self.o_proj = Dense(n * d, h, use_bias=spec.o_bias, dtype=dtype, rngs=rngs)
+        if spec.qk_norm:
+            norm = {"eps": spec.rms_norm_eps, "offset": spec.norm_offset, "dtype": dtype}
+            self.q_norm = RMSNorm(d, **norm)
+            self.k_norm = RMSNorm(d, **norm)
+        else:
+            self.q_norm = self.k_norm = None
+
+    def __call__(
+        self,
+        x: jax.Array,
+        positions: jax.Array,
+        key_valid: jax.Array,
+        cache: LayerCache | None = None,
+        cache_index: jax.Array | None = None,
+    ) -> tuple[jax.Array, LayerCache | None]:
+        b, t, _ = x.shape
+        q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
+        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        cos, sin = rope_cos_sin(self.rope, positions, x.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+        key_pos = jnp.where(key_valid, positions, -1)
+        if cache is not None:
+            start = (0, cache_index, 0, 0)
+            cache = LayerCache(
+                k=jax.lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), start),
+                v=jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start),
+                positions=jax.lax.dynamic_update_slice(
+                    cache.positions, key_pos.astype(jnp.int32), (0, cache_index)
+                ),
+            )
+            k, v, key_pos = cache.k.astype(x.dtype), cache.v.astype(x.dtype), cache.positions
+        mask = attention_mask(positions, key_pos, key_pos >= 0, self.window)
+
+        groups = self.num_heads // self.num_kv_heads
+        q = q.reshape(b, t, self.num_kv_heads, groups, self.head_dim)
+        scores = einsum("btkgd,bskd->bkgts", q, k, jnp.float32) * self.scale
+        if self.softcap is not None:
+            scores = jnp.tanh(scores / self.softcap) * self.softcap
+        scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
+        out = einsum("bkgts,bskd->btkgd", probs, v).reshape(b, t, self.num_heads * self.head_dim)
+        return self.o_proj(out), cache
+
+
+_ACTIVATION_FNS = {
+    "silu": jax.nn.silu,
+    "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+}
+
+
+class GatedMLP(nnx.Module):
+    """down(act(gate(x)) * up(x)): SwiGLU for Llama/Qwen, GeGLU for Gemma."""
+
+    def __init__(self, spec: ModelSpec, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+        h, f = spec.hidden_size, spec.intermediate_size
+        self.act = _ACTIVATION_FNS[spec.activation]
+        self.gate_proj = Dense(h, f, use_bias=spec.mlp_bias, dtype=dtype, rngs=rngs)
+        self.up_proj = Dense(h, f, use_bias=spec.mlp_bias, dtype=dtype, rngs=rngs)
+        self.down_proj = Dense(f, h, use_bias=spec.mlp_bias, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))

@@ -1,0 +1,236 @@
+"""One decoder-only transformer for Llama, Gemma 2/3 and Qwen 2/3, with an optional KV cache."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lift_jax.models.layers import Attention, Dense, GatedMLP, LayerCache, RMSNorm
+from lift_jax.models.spec import ModelSpec
+
+NLL_CHUNK = 256  # tokens per slice of the output head in `Transformer.token_nll`
+
+
+def head_logits(hidden: jax.Array, weight: jax.Array, layout: str, softcap: float | None) -> jax.Array:
+    """float32 logits [..., V] of the output head: `weight` is [V, D] (layout "vd") or [D, V] ("dv")."""
+    out = jnp.einsum(f"...d,{layout}->...v", hidden, weight, preferred_element_type=jnp.float32)
+    return out if softcap is None else jnp.tanh(out / softcap) * softcap
+
+
+def _nll_and_unit_grad(
+    hidden: jax.Array, weight: jax.Array, targets: jax.Array, layout: str, softcap: float | None
+) -> tuple[jax.Array, jax.Array]:
+    """NLL [n] of `targets` for hidden [n, D], and d(NLL_i)/d(hidden_i) [n, D] (float32)."""
+    logits = head_logits(hidden, weight, layout, softcap)
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    exp = jnp.exp(logits - top)
+    total = jnp.sum(exp, axis=-1, keepdims=True)
+    picked = jnp.take_along_axis(logits, targets[:, None], axis=-1)
+    nll = (top + jnp.log(total) - picked)[:, 0]
+    vocab = jax.lax.broadcasted_iota(targets.dtype, logits.shape, 1)
+    dlogits = exp / total - (vocab == targets[:, None]).astype(jnp.float32)
+    if softcap is not None:
+        dlogits = dlogits * (1.0 - jnp.square(logits / softcap))
+    unit = jnp.einsum(f"nv,{layout}->nd", dlogits.astype(weight.dtype), weight, preferred_element_type=jnp.float32)
+    return nll, unit
+
+
+def _sliced(x: jax.Array, size: int) -> jax.Array:
+    """[n, ...] -> [n / size, size, ...], zero-padding n up to a multiple of `size`."""
+    pad = -x.shape[0] % size
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape(-1, size, *x.shape[1:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def chunked_nll(
+    hidden: jax.Array, weight: jax.Array, targets: jax.Array, layout: str, softcap: float | None, chunk: int
+) -> jax.Array:
+    """Per-token NLL [n] of `targets` [n] under the head, `chunk` tokens at a time (never [n, V] at once).
+
+    The head weight is a constant (no gradient). The backward pass is folded into the forward one: each
+    token's loss depends on its own hidden state only, so d(sum_i g_i NLL_i)/d(hidden_i) = g_i * d(NLL_i)/d(hidden_i)
+    and the per-token gradient is computed while a slice's logits are at hand.
+    """
+    n = targets.shape[0]
+
+    def one(args: tuple[jax.Array, jax.Array]) -> jax.Array:
+        h, t = args
+        logits = head_logits(h, weight, layout, softcap)
+        return jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, t[:, None], axis=-1)[:, 0]
+
+    return jax.lax.map(one, (_sliced(hidden, chunk), _sliced(targets, chunk))).reshape(-1)[:n]
+
+
+def _chunked_nll_fwd(
+    hidden: jax.Array, weight: jax.Array, targets: jax.Array, layout: str, softcap: float | None, chunk: int
+) -> tuple[jax.Array, tuple[jax.Array]]:
+    n = targets.shape[0]
+
+    def one(args: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        h, t = args
+        return _nll_and_unit_grad(h, weight, t, layout, softcap)
+
+    nll, unit = jax.lax.map(one, (_sliced(hidden, chunk), _sliced(targets, chunk)))
+    return nll.reshape(-1)[:n], (unit.reshape(-1, hidden.shape[-1])[:n].astype(hidden.dtype),)
+
+
+def _chunked_nll_bwd(
+    layout: str, softcap: float | None, chunk: int, residuals: tuple[jax.Array], g: jax.Array
+) -> tuple[jax.Array, None, None]:
+    (unit,) = residuals
+    return (g[:, None] * unit).astype(unit.dtype), None, None
+
+
+chunked_nll.defvjp(_chunked_nll_fwd, _chunked_nll_bwd)
+
+
+class DecoderLayer(nnx.Module):
+    """Pre-norm block; Gemma adds a norm after attention and around the feed-forward."""
+
+    def __init__(self, spec: ModelSpec, layer: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+        norm = {"eps": spec.rms_norm_eps, "offset": spec.norm_offset, "dtype": dtype}
+        self.self_attn = Attention(spec, layer, dtype=dtype, rngs=rngs)
+        self.mlp = GatedMLP(spec, dtype=dtype, rngs=rngs)
+        self.input_layernorm = RMSNorm(spec.hidden_size, **norm)
+        # Hugging Face's names: for Llama/Qwen `post_attention_layernorm` is the norm *before* the MLP.
+        self.post_attention_layernorm = RMSNorm(spec.hidden_size, **norm)
+        if spec.sandwich_norms:
+            self.pre_feedforward_layernorm = RMSNorm(spec.hidden_size, **norm)
+            self.post_feedforward_layernorm = RMSNorm(spec.hidden_size, **norm)
+        else:
+            self.pre_feedforward_layernorm = self.post_feedforward_layernorm = None
+
+    def __call__(
+        self,
+        x: jax.Array,
+        positions: jax.Array,
+        key_valid: jax.Array,
+        cache: LayerCache | None,
+        cache_index: jax.Array | None,
+    ) -> tuple[jax.Array, LayerCache | None]:
+        attn, cache = self.self_attn(self.input_layernorm(x), positions, key_valid, cache, cache_index)
+        if self.pre_feedforward_layernorm is not None:
+            x = x + self.post_attention_layernorm(attn)
+            return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x))), cache
+        x = x + attn
+        return x + self.mlp(self.post_attention_layernorm(x)), cache
+
+
+class Embedding(nnx.Module):
+    """Token embedding table [vocab, hidden], also the tied output head."""
+
+    def __init__(self, vocab: int, hidden: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (vocab, hidden), dtype) * 0.02)
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        return jnp.take(self.weight.get_value(), ids, axis=0)
+
+
+class Transformer(nnx.Module):
+    """Decoder-only LM. `module(input_ids) -> logits [batch, seq, vocab]` (float32)."""
+
+    def __init__(self, spec: ModelSpec, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs):
+        self.spec = spec
+        self.dtype = dtype
+        self.embed_tokens = Embedding(spec.vocab_size, spec.hidden_size, dtype=dtype, rngs=rngs)
+        self.layers = nnx.List(
+            [DecoderLayer(spec, i, dtype=dtype, rngs=rngs) for i in range(spec.num_layers)]
+        )
+        self.norm = RMSNorm(spec.hidden_size, eps=spec.rms_norm_eps, offset=spec.norm_offset, dtype=dtype)
+        self.lm_head = (
+            None
+            if spec.tie_embeddings
+            else Dense(spec.hidden_size, spec.vocab_size, use_bias=False, dtype=dtype, rngs=rngs)
+        )
+        self.remat = False
+
+    def hidden_states(
+        self,
+        input_ids: jax.Array,
+        positions: jax.Array | None = None,
+        attention_mask: jax.Array | None = None,
+        cache: list[LayerCache] | None = None,
+        cache_index: jax.Array | None = None,
+    ) -> tuple[jax.Array, list[LayerCache] | None]:
+        """Final-norm hidden states [batch, seq, hidden] and the updated cache (if one was given)."""
+        b, t = input_ids.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        key_valid = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
+        x = self.embed_tokens(input_ids)
+        x = x * jnp.asarray(self.spec.embed_scale, x.dtype)
+        new_cache = [] if cache is not None else None
+        for i, layer in enumerate(self.layers):
+            layer_cache = cache[i] if cache is not None else None
+            if self.remat:
+                x, layer_cache = nnx.remat(type(layer).__call__)(
+                    layer, x, positions, key_valid, layer_cache, cache_index
+                )
+            else:
+                x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index)
+            if new_cache is not None:
+                new_cache.append(layer_cache)
+        return self.norm(x), new_cache
+
+    def head(self) -> tuple[jax.Array, str]:
+        """The output projection and its layout: the tied embedding [V, D] ("vd") or lm_head's kernel ("dv")."""
+        if self.lm_head is None:
+            return self.embed_tokens.weight.get_value(), "vd"
+        return self.lm_head.kernel.get_value(), "dv"
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """Output head (tied or not) with Gemma's final soft-capping, in float32."""
+        return head_logits(hidden, *self.head(), self.spec.final_softcap)
+
+    def token_nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
+        """Per-token NLL [batch, seq] (float32) of `targets` given final hidden states, without the [B, T, V] logits.
+
+        Gradients flow to `hidden` only: the output head is frozen (LoRA never adapts it).
+        """
+        weight, layout = self.head()
+        nll = chunked_nll(
+            hidden.reshape(-1, hidden.shape[-1]),
+            jax.lax.stop_gradient(weight),
+            targets.reshape(-1),
+            layout,
+            self.spec.final_softcap,
+            NLL_CHUNK,
+        )
+        return nll.reshape(targets.shape)
+
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        positions: jax.Array | None = None,
+        attention_mask: jax.Array | None = None,
+    ) -> jax.Array:
+        hidden, _ = self.hidden_states(input_ids, positions, attention_mask)
+        return self.logits(hidden)
+
+    def init_cache(self, batch: int, slots: int, dtype: jnp.dtype | None = None) -> list[LayerCache]:
+        """An empty KV cache with `slots` positions per sequence."""
+        spec = self.spec
+        shape = (batch, slots, spec.num_kv_heads, spec.head_dim)
+        dtype = dtype or self.dtype
+        return [
+            LayerCache(
+                jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.full((batch, slots), -1, jnp.int32)
+            )
+            for _ in range(spec.num_layers)
+        ]
+
+    def forward_with_cache(
+        self,
+        input_ids: jax.Array,
+        positions: jax.Array,
+        attention_mask: jax.Array,
+        cache: list[LayerCache],
+        cache_index: jax.Array,
+    ) -> tuple[jax.Array, list[LayerCache]]:
+        """Write the new tokens into cache slots [cache_index, cache_index + seq) and return their logits."""
+        hidden, cache = self.hidden_states(input_ids, positions, attention_mask, cache, cache_index)
+        return self.logits(hidden), cache

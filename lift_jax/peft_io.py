@@ -1,0 +1,136 @@
+"""PEFT interop: write and read `adapter_config.json` + `adapter_model.safetensors`.
+
+The files are what `peft.PeftModel.from_pretrained` loads on the matching transformers model (and what vLLM
+serves with `--enable-lora`).
+Keys: `base_model.model.model.layers.{i}.{self_attn|mlp}.{name}.lora_{A|B}.weight`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from safetensors.numpy import save_file
+
+from lift_jax.lora import ALL_LINEAR, LINEAR_MODULES, LoRAConfig, apply_lora, lora_modules
+from lift_jax.models.checkpoint_io import read_safetensors
+from lift_jax.models.transformer import Transformer
+
+_PREFIX = "base_model.model.model."
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+class AdapterError(ValueError):
+    """An adapter directory is missing files, uses unsupported PEFT features, or does not fit the model."""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def export_peft_adapter(
+    model: Transformer, config: LoRAConfig, directory: str | Path, base_model_name: str = ""
+) -> Path:
+    """Write the model's LoRA adapter in PEFT format into `directory` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    layers = lora_modules(model)
+    if not layers:
+        raise AdapterError("the model has no LoRA layers to export; call apply_lora first")
+    tensors: dict[str, np.ndarray] = {}
+    for path, layer in layers:
+        a, b = jax.device_get((layer.lora_a.get_value(), layer.lora_b.get_value()))
+        tensors[f"{_PREFIX}{path}.lora_A.weight"] = np.ascontiguousarray(np.asarray(a, np.float32).T)
+        tensors[f"{_PREFIX}{path}.lora_B.weight"] = np.ascontiguousarray(np.asarray(b, np.float32).T)
+    targets = sorted({path.rsplit(".", 1)[-1] for path, _ in layers})
+    peft_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model_name,
+        "r": config.rank,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "target_modules": targets,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "use_rslora": False,
+        "use_dora": False,
+        "init_lora_weights": True,
+        "modules_to_save": None,
+        "inference_mode": True,
+    }
+    tmp_weights = directory / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
+    os.replace(tmp_weights, directory / WEIGHTS_FILE)
+    _atomic_write(directory / CONFIG_FILE, json.dumps(peft_config, indent=2).encode())
+    return directory
+
+
+def read_peft_config(directory: str | Path) -> LoRAConfig:
+    """The LoRAConfig of a PEFT adapter directory; unsupported PEFT options are an error."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise AdapterError(
+            f"{path} does not exist; an adapter directory needs {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
+    cfg = json.loads(path.read_text())
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise AdapterError(f"{path}: peft_type {cfg.get('peft_type')!r} is not LORA")
+    for flag in ("use_rslora", "use_dora", "fan_in_fan_out"):
+        if cfg.get(flag):
+            raise AdapterError(f"{path}: {flag}=true is not supported by lift_jax")
+    if cfg.get("modules_to_save"):
+        raise AdapterError(f"{path}: modules_to_save {cfg['modules_to_save']} is not supported by lift_jax")
+    targets = cfg.get("target_modules") or ALL_LINEAR
+    if isinstance(targets, str) and targets != ALL_LINEAR:
+        raise AdapterError(
+            f"{path}: regex target_modules {targets!r} is not supported; list the module names"
+        )
+    if isinstance(targets, list):
+        targets = tuple(t for t in targets if t in LINEAR_MODULES) or ALL_LINEAR
+    return LoRAConfig(
+        rank=int(cfg["r"]),
+        alpha=float(cfg["lora_alpha"]),
+        dropout=float(cfg.get("lora_dropout", 0.0)),
+        targets=targets,
+    )
+
+
+def import_peft_adapter(model: Transformer, directory: str | Path) -> LoRAConfig:
+    """Load a PEFT LoRA adapter into `model` (wrapping its linears first if needed); returns its config."""
+    directory = Path(directory)
+    config = read_peft_config(directory)
+    if not lora_modules(model):
+        apply_lora(model, config)
+    layers = dict(lora_modules(model))
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.exists():
+        raise AdapterError(f"{weights_path} does not exist")
+    seen = set()
+    for key, array in read_safetensors(weights_path):
+        name = key.removeprefix(_PREFIX).replace(".default.", ".")
+        path, _, leaf = name.rpartition(".lora_")
+        if path not in layers:
+            raise AdapterError(f"{weights_path}: {key} names no LoRA layer of this model")
+        layer = layers[path]
+        target = layer.lora_a if leaf.startswith("A") else layer.lora_b
+        value = np.asarray(array, np.float32).T
+        if value.shape != target.get_value().shape:
+            raise AdapterError(
+                f"{key}: shape {value.shape} != expected {target.get_value().shape} (rank or model mismatch)"
+            )
+        target.set_value(jax.device_put(value, target.get_value().sharding))
+        seen.add((path, leaf[0]))
+    missing = [p for p in layers if (p, "A") not in seen or (p, "B") not in seen]
+    if missing:
+        raise AdapterError(f"{weights_path} lacks weights for {len(missing)} LoRA layers, e.g. {missing[:3]}")
+    return config

@@ -1,0 +1,146 @@
+"""The sharded LoRA SFT step: optax AdamW over adapter parameters only, gradient accumulation, one jit.
+
+The base weights enter the step as (sharded) arguments and are never copied or differentiated; the adapter and
+optimizer state are donated. Batches are [accum, rows, T] with rows split over the mesh's data and fsdp axes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from lift_jax.models.transformer import Transformer
+from lift_jax.sharding import make_mesh, shard_params
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW with the paper's defaults: constant lr 5e-5, no weight decay, global-norm clip 1.0."""
+
+    lr: float = 5e-5
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    total_steps: int = 0  # needed by the decaying schedules
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+
+def learning_rate(cfg: OptimizerConfig) -> optax.Schedule:
+    """The learning-rate schedule named by `cfg.schedule`, with optional linear warm-up."""
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; use one of {SCHEDULES}")
+    if cfg.schedule != "constant" and cfg.total_steps <= cfg.warmup_steps:
+        raise ValueError(f"schedule {cfg.schedule!r} needs total_steps > warmup_steps ({cfg.warmup_steps})")
+    decay_steps = max(cfg.total_steps - cfg.warmup_steps, 1)
+    main = {
+        "constant": optax.constant_schedule(cfg.lr),
+        "linear": optax.linear_schedule(cfg.lr, 0.0, decay_steps),
+        "cosine": optax.cosine_decay_schedule(cfg.lr, decay_steps),
+    }[cfg.schedule]
+    if cfg.warmup_steps <= 0:
+        return main
+    warmup = optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps)
+    return optax.join_schedules([warmup, main], [cfg.warmup_steps])
+
+
+def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
+    """Global-norm clipping followed by AdamW (decoupled weight decay, as torch.optim.AdamW)."""
+    parts = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
+    parts.append(
+        optax.adamw(learning_rate(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    )
+    return optax.chain(*parts)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """[accum, rows, T] arrays: rows split over data and fsdp."""
+    return NamedSharding(mesh, PartitionSpec(None, ("data", "fsdp"), None))
+
+
+class LoRATrainer:
+    """Owns the adapter parameters and optimizer state of a LoRA-wrapped model and runs the jitted step."""
+
+    def __init__(self, model: Transformer, cfg: OptimizerConfig, mesh: Mesh | None = None):
+        self.model = model
+        self.mesh = mesh if mesh is not None else make_mesh(devices=jax.devices()[:1])
+        self.tx = make_optimizer(cfg)
+        graphdef, lora, rngs, base = nnx.split(model, nnx.LoRAParam, nnx.RngState, ...)
+        if not jax.tree.leaves(lora):
+            raise ValueError("the model has no LoRA parameters; call lift_jax.lora.apply_lora first")
+        self.graphdef = graphdef
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.base = shard_params(base, self.mesh)  # a no-op for weights load(mesh=...) already placed
+        self.lora = jax.device_put(lora, replicated)
+        self.rngs = jax.device_put(rngs, replicated)
+        self.opt_state = jax.jit(self.tx.init, out_shardings=replicated)(self.lora)
+        self.step = 0
+        self._step_fn = self._build_step()
+
+    def _build_step(self) -> Any:
+        graphdef, tx = self.graphdef, self.tx
+
+        def loss_sum(lora: nnx.State, rngs: nnx.State, base: nnx.State, mb: dict) -> tuple[jax.Array, tuple]:
+            model = nnx.merge(graphdef, lora, rngs, base)
+            hidden, _ = model.hidden_states(mb["inputs"], attention_mask=mb["mask"])
+            total = jnp.sum(model.token_nll(hidden, mb["targets"]) * mb["weights"])
+            return total, (jnp.sum(mb["weights"]), nnx.state(model, nnx.RngState))
+
+        grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
+
+        def step(lora: nnx.State, opt_state: Any, rngs: nnx.State, base: nnx.State, batch: dict) -> tuple:
+            def micro(carry: tuple, mb: dict) -> tuple:
+                grads, loss, count, rngs = carry
+                (mb_loss, (n, rngs)), g = grad_fn(lora, rngs, base, mb)
+                return (jax.tree.map(jnp.add, grads, g), loss + mb_loss, count + n, rngs), None
+
+            zeros = jax.tree.map(jnp.zeros_like, lora)
+            init = (zeros, jnp.float32(0), jnp.float32(0), rngs)
+            (grads, loss, count, rngs), _ = jax.lax.scan(micro, init, batch)
+            denom = jnp.maximum(count, 1.0)
+            grads = jax.tree.map(lambda g: g / denom, grads)
+            updates, opt_state = tx.update(grads, opt_state, lora)
+            lora = optax.apply_updates(lora, updates)
+            metrics = {"loss": loss / denom, "tokens": count, "grad_norm": optax.global_norm(grads)}
+            return lora, opt_state, rngs, metrics
+
+        return jax.jit(step, donate_argnums=(0, 1, 2))
+
+    def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """Place a host batch ([accum, rows, T], this process's rows) onto the mesh."""
+        sharding = batch_sharding(self.mesh)
+        rows = next(iter(batch.values())).shape[1]
+        ways = self.mesh.shape["data"] * self.mesh.shape["fsdp"]
+        if (rows * jax.process_count()) % ways:
+            raise ValueError(f"{rows} rows per process do not split over {ways} data-parallel devices")
+        if jax.process_count() == 1:
+            return {k: jax.device_put(v, sharding) for k, v in batch.items()}
+        return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+    def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """One optimizer step on `batch`; returns device metrics (no host sync here)."""
+        self.lora, self.opt_state, self.rngs, metrics = self._step_fn(
+            self.lora, self.opt_state, self.rngs, self.base, self.shard_batch(batch)
+        )
+        self.step += 1
+        return metrics
+
+    def compilations(self) -> int:
+        """How many times the step has been compiled (one per distinct batch shape)."""
+        return self._step_fn._cache_size()
+
+    def sync_model(self) -> Transformer:
+        """Write the current adapter into the module (for decoding or export) and return it."""
+        nnx.update(self.model, self.lora, self.rngs)
+        return self.model

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv, install lift_jax with its test extra and the bundled small models, run the suite.
+# Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup_env.sh
+python -m ruff check lift_jax tests benchmarks scripts configs
+python -m pytest -q "$@"

@@ -1,0 +1,71 @@
+"""absorb end to end on a tiny model: overlap of generation and training, crash + rerun, run directory."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from fake_absorb import PAIRS, run
+
+from lift_jax.models.checkpoint_io import read_safetensors
+
+SCRIPT = Path(__file__).parent / "fake_absorb.py"
+
+
+def _adapter(run_dir: Path) -> dict[str, np.ndarray]:
+    return {k: np.array(v) for k, v in read_safetensors(run_dir / "adapter" / "adapter_model.safetensors")}
+
+
+def test_training_starts_before_generation_finishes_and_run_dir_is_complete(tiny_checkpoints, tmp_path):
+    out = tmp_path / "run"
+    summary = run(tiny_checkpoints["llama3"], out, delay_s=0.15)
+    marks = summary["timing"]
+    assert marks["first_step_started"] < marks["generation_done"]  # epoch 1 overlapped generation
+    assert summary["generation"] == {"sentences": len(PAIRS), "pairs": len(PAIRS)}
+    assert summary["steps"] == 3 * len(PAIRS) // 4
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == list(range(1, summary["steps"] + 1))
+    assert metrics[-1]["loss"] < metrics[0]["loss"]
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "config.json", "timing.json"):
+        assert (out / name).exists(), name
+
+
+def test_kill_during_training_then_rerun_gives_the_uninterrupted_adapter(tiny_checkpoints, tmp_path):
+    checkpoint = tiny_checkpoints["qwen3"]
+    reference = tmp_path / "a" / "run"
+    reference.parent.mkdir()
+    subprocess.run([sys.executable, str(SCRIPT), str(checkpoint), str(reference)], check=True, capture_output=True)
+
+    crashed = tmp_path / "b" / "run"
+    crashed.parent.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(checkpoint), str(crashed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        steps = [int(p.name) for p in (crashed / "checkpoints").glob("*") if p.name.isdigit()]
+        if steps and max(steps) >= 4:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (crashed / "adapter").exists()
+    subprocess.run([sys.executable, str(SCRIPT), str(checkpoint), str(crashed)], check=True, capture_output=True)
+
+    want, got = _adapter(reference), _adapter(crashed)
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-6, err_msg=key)
+    losses = [json.loads(x)["loss"] for x in (reference / "metrics.jsonl").read_text().splitlines()]
+    resumed = {
+        json.loads(x)["step"]: json.loads(x)["loss"] for x in (crashed / "metrics.jsonl").read_text().splitlines()
+    }
+    assert [resumed[s] for s in range(1, len(losses) + 1)] == losses

@@ -1,0 +1,107 @@
+"""Bad input gets one clear error: config keys, documents, model paths; middle truncation of ICL context."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lift_jax.ask import middle_truncate
+from lift_jax.cli import UsageError, parse_config_args
+from lift_jax.documents import DocumentError, read_document
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bare_config_name_resolves_and_overrides_are_typed():
+    cfg = parse_config_args(
+        [
+            "--config",
+            "smollm2_135m.py",
+            "--config.train.lr=0.001",
+            "--config.lora.rank",
+            "8",
+            "--config.use_chat_template=false",
+            "--config.document=doc.txt",
+        ],
+        "smollm2_135m",
+        "usage",
+    )
+    assert cfg.train.lr == 0.001 and cfg.lora.rank == 8 and cfg.use_chat_template is False
+    assert cfg.document == "doc.txt"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config.train.lrr=1"], "unknown config key 'train.lrr'"),
+        (["--config.nope.x=1"], "unknown config key 'nope'"),
+        (["--config.train.epochs=five"], "expected int"),
+        (["--config", "no_such_config"], "config 'no_such_config' not found"),
+        (["--frobnicate"], "unknown argument '--frobnicate'"),
+        (["--config.train=1"], "is a group"),
+    ],
+)
+def test_bad_config_arguments_are_named(args, message):
+    with pytest.raises(UsageError, match=message):
+        parse_config_args(args, "smollm2_135m", "usage")
+
+
+def test_documents_that_cannot_be_absorbed(tmp_path):
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "bin.dat").write_bytes(b"PK\x03\x04\x00\x00binary")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DocumentError, match="is empty"):
+        read_document(tmp_path / "empty.txt")
+    with pytest.raises(DocumentError, match="looks binary"):
+        read_document(tmp_path / "bin.dat")
+    with pytest.raises(DocumentError, match="not UTF-8"):
+        read_document(tmp_path / "latin1.txt")
+    with pytest.raises(DocumentError, match="does not exist"):
+        read_document(tmp_path / "missing.txt")
+
+
+def _absorb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lift_jax.absorb", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--config.document=empty.txt"], "error: document empty.txt is empty"),
+        (["--config.document=doc.txt", "--config.model_path=/nowhere/model"], "error: model path /nowhere/model"),
+        (["--config.document=doc.txt", "--config.train.bogus=1"], "error: unknown config key 'train.bogus'"),
+        (["--config.document=doc.txt", "--config.method=magic"], "error: method 'magic' is unknown"),
+        (
+            [
+                "--config.document=doc.txt",
+                "--config.generator.kind=openai",
+                "--config.generator.base_url=http://127.0.0.1:9/v1",
+                "--config.generator.max_retries=0",
+                "--config.generator.timeout_s=2",
+            ],
+            "error: generator server http://127.0.0.1:9/v1 is not usable",
+        ),
+    ],
+)
+def test_absorb_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, extra, message):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "doc.txt").write_text("A short document. It has two sentences.")
+    out = _absorb(
+        "--config", str(REPO / "configs" / "smollm2_135m.py"), "--config.output_dir=run", *extra, cwd=tmp_path
+    )
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_middle_truncation_keeps_both_ends():
+    assert middle_truncate(list(range(10)), 4) == [0, 1, 8, 9]
+    assert middle_truncate(list(range(10)), 5) == [0, 1, 7, 8, 9]
+    assert middle_truncate(list(range(3)), 5) == [0, 1, 2]
+    assert middle_truncate(list(range(3)), 0) == []

@@ -1,0 +1,100 @@
+"""SQuAD loader: the bundled dev half, a small fixture, and malformed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lift_jax.eval import paths
+from lift_jax.eval.benchmark import BenchmarkFormatError, QAItem
+from lift_jax.eval.squad_data import load_squad
+
+FIXTURES = Path(__file__).parent / "fixtures" / "eval"
+
+
+def test_bundled_file_counts() -> None:
+    docs = load_squad(paths.squad_file())
+    assert len(docs) == 913
+    assert sum(len(d.questions) for d in docs) == 4961
+    assert len({d.title for d in docs}) == 24
+    assert len({q.id for d in docs for q in d.questions}) == 4961
+    first = docs[0]
+    assert first.id == "Super_Bowl_50/0"
+    assert first.text.startswith("Super Bowl 50 was an American football game")
+    assert first.questions[0] == QAItem(
+        id="56be4db0acb8001400a502ec",
+        question="Which NFL team represented the AFC at Super Bowl 50?",
+        answers=("Denver Broncos", "Denver Broncos", "Denver Broncos"),
+    )
+
+
+def test_max_documents_counts_paragraphs() -> None:
+    docs = load_squad(paths.squad_file(), max_documents=20)
+    assert [d.id for d in docs[:2]] == ["Super_Bowl_50/0", "Super_Bowl_50/1"]
+    assert len(docs) == 20
+    assert load_squad(FIXTURES / "squad_small.json", max_documents=0) == []
+    with pytest.raises(ValueError, match="max_documents"):
+        load_squad(FIXTURES / "squad_small.json", max_documents=-1)
+
+
+def test_small_fixture() -> None:
+    docs = load_squad(FIXTURES / "squad_small.json")
+    assert [d.id for d in docs] == ["Super_Bowl_50/0", "Super_Bowl_50/1", "Warsaw/0"]
+    assert [[q.id for q in d.questions] for d in docs] == [["q1", "q2"], ["q3"], ["q4", "q5"]]
+    assert docs[0].questions[0].answers == ("Denver Broncos", "The Denver Broncos")
+    assert docs[2].title == "Warsaw"
+
+
+def test_missing_answers_names_file_and_first_bad_record() -> None:
+    path = FIXTURES / "squad_missing_answers.json"
+    with pytest.raises(BenchmarkFormatError) as info:
+        load_squad(path)
+    assert str(info.value) == f'{path}: data[1].paragraphs[0].qas[1]: missing "answers"'
+    assert info.value.where == "data[1].paragraphs[0].qas[1]"
+    # documents before the bad record still load when the limit stops short of it
+    assert len(load_squad(path, max_documents=2)) == 2
+
+
+def test_invalid_json_names_the_position() -> None:
+    path = FIXTURES / "squad_truncated.json"
+    with pytest.raises(BenchmarkFormatError, match=r"truncated\.json: line \d+ column \d+: invalid JSON"):
+        load_squad(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"version": "1.1"}', 'top level: missing "data"'),
+        (
+            '{"data": [{"title": "T", "paragraphs": [["x"]]}]}',
+            "data[0].paragraphs[0]: expected an object, got a list",
+        ),
+        (
+            '{"data": [{"title": "T", "paragraphs": [{"context": 3, "qas": []}]}]}',
+            'data[0].paragraphs[0]: "context" must be a string, got an integer',
+        ),
+        (
+            '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": '
+            '[{"id": "a", "question": "q", "answers": []}]}]}]}',
+            'data[0].paragraphs[0].qas[0]: "answers" is empty',
+        ),
+        (
+            '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": '
+            '[{"id": "a", "question": "q", "answers": [{"answer_start": 0}]}]}]}]}',
+            'data[0].paragraphs[0].qas[0].answers[0]: missing "text"',
+        ),
+        (
+            '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": ['
+            '{"id": "a", "question": "q", "answers": [{"text": "x"}]}, '
+            '{"id": "a", "question": "q", "answers": [{"text": "x"}]}]}]}]}',
+            'data[0].paragraphs[0].qas[1]: duplicate id "a"',
+        ),
+    ],
+)
+def test_malformed_records(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(BenchmarkFormatError) as info:
+        load_squad(path)
+    assert str(info.value).startswith(f"{path}: {message}")
