@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import ml_collections
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from lift_jax.batching import length_buckets
@@ -23,8 +24,8 @@ from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_confi
 from lift_jax.config import validate_method
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
 from lift_jax.documents import DocumentError, raw_chunks, read_document
-from lift_jax.lora import LoRAConfig, apply_lora
-from lift_jax.models import load
+from lift_jax.lora import LoRAConfig, apply_lora, lora_modules, reset_lora, unmerge_lora
+from lift_jax.models import LoadedModel, load
 from lift_jax.models.checkpoint_io import CheckpointError
 from lift_jax.peft_io import export_peft_adapter
 from lift_jax.producer import check_generator, start_qa_producer
@@ -102,10 +103,43 @@ def absorb(cfg: ml_collections.ConfigDict, progress: bool = True) -> dict[str, A
     document = _check_inputs(cfg)
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
     loaded = load(cfg.model_path, dtype=cfg.dtype, mesh=mesh)
+    timing.mark("model_loaded")
+    return absorb_document(loaded, mesh, cfg, document, progress=progress, timing=timing)
+
+
+def prepare_adapter(loaded: LoadedModel, cfg: ml_collections.ConfigDict) -> None:
+    """Give `loaded.module` a fresh LoRA adapter: wrap its linears the first time, re-initialise them after."""
+    existing = lora_modules(loaded.module)
+    if existing:
+        if existing[0][1].rank != cfg.lora.rank:
+            raise ValueError(
+                f"the model already carries rank-{existing[0][1].rank} adapters; cfg.lora.rank={cfg.lora.rank} "
+                "needs a freshly loaded model"
+            )
+        unmerge_lora(loaded.module)
+        reset_lora(loaded.module, seed=cfg.seed)
+    else:
+        apply_lora(loaded.module, lora_config(cfg), seed=cfg.seed)
+
+
+def absorb_document(
+    loaded: LoadedModel,
+    mesh: Mesh,
+    cfg: ml_collections.ConfigDict,
+    document: str,
+    *,
+    progress: bool = True,
+    timing: Timing | None = None,
+) -> dict[str, Any]:
+    """Absorb `document` into a fresh adapter on the already-loaded model (in place) and write `cfg.output_dir`.
+
+    The base weights are reused as they are, so an evaluation loop absorbs many documents with one load; the
+    adapter left in `loaded.module` is this document's (unmerged).
+    """
+    timing = timing or Timing()
     run = RunDir(Path(cfg.output_dir)).create()
     write_json_atomic(run.config, cfg.to_dict())
     run.document_copy.write_text(document)
-    timing.mark("model_loaded")
 
     tokenizer = loaded.tokenizer
     stops = stop_token_ids(tokenizer, loaded.spec.eos_token_ids)
@@ -118,7 +152,7 @@ def absorb(cfg: ml_collections.ConfigDict, progress: bool = True) -> dict[str, A
     else:
         buffer.close()
 
-    apply_lora(loaded.module, lora_config(cfg), seed=cfg.seed)
+    prepare_adapter(loaded, cfg)
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=0), mesh=mesh)
     rows = cfg.train.batch_size
     stream = BatchStream(
