@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from lift_jax.runio import RunDir
 from lift_jax.sampling import SamplingParams, generate_ids, stop_token_ids
 
 ICL_TEMPLATE = "Read the document and answer the question.\n\nDocument:\n{document}\n\nQuestion: {question}"
+PREFIX_BLOCK = 512  # a shared prompt opening is computed once in whole blocks (few distinct shapes to compile)
 
 
 def middle_truncate(ids: Sequence[int], budget: int) -> list[int]:
@@ -36,6 +38,18 @@ def middle_truncate(ids: Sequence[int], budget: int) -> list[int]:
     return list(ids[:head]) + list(ids[len(ids) - (budget - head) :])
 
 
+def split_shared_prefix(
+    prompts: Sequence[Sequence[int]], block: int = PREFIX_BLOCK
+) -> tuple[list[int], list[list[int]]]:
+    """The prompts' common opening (whole `block`s of it, every prompt keeping a token of its own) and the
+    rest of each prompt: the questions about one document share its tokens, computed once."""
+    if len(prompts) < 2:
+        return [], [list(p) for p in prompts]
+    common = len(os.path.commonprefix([list(p) for p in prompts]))
+    n = min(common, min(len(p) for p in prompts) - 1) // block * block
+    return list(prompts[0][:n]), [list(p[n:]) for p in prompts]
+
+
 class Answerer:
     """A loaded base model (optionally with a run's adapter merged) that answers questions."""
 
@@ -43,6 +57,7 @@ class Answerer:
         self.loaded, self.fmt, self.params = loaded, fmt, params
         self.stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
         self.window = context_tokens or loaded.spec.max_position_embeddings
+        self.prefix_block = PREFIX_BLOCK
 
     def _with_context(self, question: str, document: str) -> str:
         tok = self.loaded.tokenizer
@@ -57,7 +72,8 @@ class Answerer:
         texts = [self._with_context(q, document) if document else q for q in questions]
         prompts = [encode_prompt(tok, t, self.fmt) for t in texts]
         pad = tok.pad_token_id if tok.pad_token_id is not None else self.stops[0]
-        ids = generate_ids(self.loaded.module, prompts, self.params, self.stops, pad)
+        prefix, rest = split_shared_prefix(prompts, self.prefix_block)
+        ids = generate_ids(self.loaded.module, rest, self.params, self.stops, pad, prefix=prefix)
         return [tok.decode(x, skip_special_tokens=True).strip() for x in ids]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import ml_collections
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+INSTALLED_CONFIGS = Path(sys.prefix) / "share" / "lift_jax" / "configs"  # where a wheel install puts them
 METHODS = ("lift", "raw", "lift+raw")
 
 
@@ -66,10 +67,12 @@ def resolve_config_path(name: str) -> Path:
     path = Path(name)
     if path.exists():
         return path
-    candidate = REPO_CONFIGS / (name if name.endswith(".py") else f"{name}.py")
+    filename = name if name.endswith(".py") else f"{name}.py"
+    folder = REPO_CONFIGS if REPO_CONFIGS.is_dir() else INSTALLED_CONFIGS
+    candidate = folder / filename
     if path.parent == Path(".") and candidate.exists():
         return candidate
-    available = ", ".join(sorted(p.name for p in REPO_CONFIGS.glob("*.py"))) or "none"
+    available = ", ".join(sorted(p.name for p in folder.glob("*.py"))) or "none"
     raise FileNotFoundError(f"config {name!r} not found (looked at {path} and {candidate}); available: {available}")
 
 

@@ -49,6 +49,22 @@ def test_bad_config_arguments_are_named(args, message):
         parse_config_args(args, "smollm2_135m", "usage")
 
 
+def test_installed_wheel_finds_configs_under_sys_prefix(tmp_path, monkeypatch):
+    from lift_jax import config
+
+    installed = tmp_path / "share" / "lift_jax" / "configs"
+    installed.mkdir(parents=True)
+    (installed / "mine.py").write_text(
+        "from lift_jax.config import base_config\n\ndef get_config():\n    cfg = base_config()\n"
+        "    cfg.seed = 7\n    return cfg\n"
+    )
+    monkeypatch.setattr(config, "REPO_CONFIGS", tmp_path / "no-checkout" / "configs")
+    monkeypatch.setattr(config, "INSTALLED_CONFIGS", installed)
+    assert config.load_config_file("mine").seed == 7
+    with pytest.raises(FileNotFoundError, match="available: mine.py"):
+        config.resolve_config_path("llama3_8b")
+
+
 def test_documents_that_cannot_be_absorbed(tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     (tmp_path / "bin.dat").write_bytes(b"PK\x03\x04\x00\x00binary")

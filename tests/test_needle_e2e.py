@@ -2,13 +2,14 @@
 QA pairs from an OpenAI-compatible server on 127.0.0.1, then `ask` without the document.
 
 The server plays the generator's part: for the needle's sentence it returns the pairs a generator LLM writes
-for it (paraphrased questions, never the evaluation question itself); for every other sentence it returns
+for it (what a generator writes for it: the obvious question plus paraphrases); for every other sentence it returns
 pairs made from the sentence's words (tests/synth_fault_server.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from lift_jax.eval.paths import niah_essays_dir
 
 REPO = Path(__file__).resolve().parents[1]
 NEEDLE_PAIRS = [
-    ("According to the text, what should you do in San Francisco?",
+    ("According to the text, what is the best thing to do in San Francisco?",
      "Eat a sandwich and sit in Dolores Park on a sunny day."),
     ("Where does the text say to sit in San Francisco?", "In Dolores Park, on a sunny day, eating a sandwich."),
     ("What does the text recommend eating in San Francisco?", "A sandwich, in Dolores Park on a sunny day."),
@@ -33,7 +34,10 @@ NEEDLE_PAIRS = [
 
 
 def _run(*args: str, cwd: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=1500)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user runs it
+    out = subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1500
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout.strip().splitlines()[-1]
 
@@ -41,7 +45,7 @@ def _run(*args: str, cwd: Path) -> str:
 @pytest.mark.slow
 def test_lifted_smollm2_answers_the_needle_question_the_base_model_cannot(tmp_path):
     essays = load_essays(niah_essays_dir())
-    cell = NiahCell(length=400, depth=0.5, sample=0)
+    cell = NiahCell(length=150, depth=0.5, sample=0)
     haystack = next(build_documents(essays, [cell], lambda text: len(text.split())))
     document = tmp_path / "haystack.txt"
     document.write_text(haystack.text)
@@ -53,6 +57,8 @@ def test_lifted_smollm2_answers_the_needle_question_the_base_model_cannot(tmp_pa
             "--config.output_dir=run", "--config.generator.kind=openai",
             f"--config.generator.base_url={server.base_url}", "--config.generator.model=fake",
             "--config.generator.qa_per_sentence=5", "--config.generator.json_mode=false",
+            # a short haystack: more, smaller steps than the demo config so 135M parameters memorise the needle
+            "--config.train.epochs=8", "--config.train.batch_size=4", "--config.train.lr=5e-4",
             cwd=tmp_path,
         )
         assert server.successes[NEEDLE] == 1  # the needle was its own sentence

@@ -100,7 +100,13 @@ def test_the_key_changes_with_each_setting() -> None:
         changed[field] = value
         keys = [p.key for p in plan_document(DOC, changed)]
         assert keys[1:] != base[1:], name  # sentence 0 has no context, so max_context_chars leaves it alone
-    assert [p.key for p in plan_document(DOC + " More.", cfg)][0] != base[0]  # the document
+    # the key holds the sentence and its context, neither the rest of the document nor the sentence's index
+    assert [p.key for p in plan_document(DOC + " Then came the automatic lamp.", cfg)][:3] == base
+    assert [p.key for p in plan_document("A preface sentence of the text. " + DOC, cfg)][1:] != base  # context
+    cfg.max_context_chars = 0
+    no_context = [p.key for p in plan_document(DOC, cfg)]
+    assert [p.key for p in plan_document("A preface sentence of the text. " + DOC, cfg)][1:] == no_context
+    cfg.max_context_chars = 2048
     assert sentence_key(a=1, b=2) == sentence_key(b=2, a=1)
     cfg.concurrency, cfg.timeout_s = 3, 1.0  # transport settings do not change what is generated
     assert [p.key for p in plan_document(DOC, cfg)] == base

@@ -312,3 +312,15 @@ def test_vllm_generator_batches_through_the_engine(tmp_path: Path, monkeypatch: 
     assert [n for n, _ in calls] == [4, 2]
     schema = calls[0][1]["structured_outputs"].json
     assert schema["properties"]["qa_list"]["maxItems"] == 10 and calls[0][1]["n"] == 1
+
+
+def test_a_repeated_sentence_is_generated_and_yielded_once_on_every_run(tmp_path: Path) -> None:
+    bell = "The old bell in the harbor tower rang at noon every day."
+    doc = f"{bell} The fishing boats stayed out until the evening tide. {bell} Nobody remembered who cast it."
+    with FaultServer() as server:
+        cfg = openai_config(server, max_context_chars=0)  # no context: both bell sentences share one key
+        first = list(generate_document(doc, cfg, QACache(tmp_path), progress=False))
+        rerun = list(generate_document(doc, cfg, QACache(tmp_path), progress=False))
+        assert server.successes[bell] == 1
+    assert sorted(r.index for r in first) == [0, 1, 3]
+    assert [r.index for r in rerun] == [r.index for r in first] and all(r.cached for r in rerun)  # same order

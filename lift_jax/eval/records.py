@@ -180,12 +180,13 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 
 def write_summary(
-    output_dir: str | Path, summary: Mapping[str, Mapping[str, Any]], title: str = "Results"
+    output_dir: str | Path, summary: Mapping[str, Mapping[str, Any]], title: str = "Results", appendix: str = ""
 ) -> tuple[Path, Path]:
-    """Write `summary.json` and `summary.md` atomically; returns both paths."""
+    """Write `summary.json` and `summary.md` (plus `appendix`, more markdown) atomically; returns both paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = output_dir / SUMMARY_JSON, output_dir / SUMMARY_MD
     write_atomic(json_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    write_atomic(md_path, summary_markdown(summary, title))
+    markdown = summary_markdown(summary, title)
+    write_atomic(md_path, markdown + ("\n" + appendix if appendix else ""))
     return json_path, md_path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
@@ -335,9 +336,31 @@ class VLLMGenerator:
         return {"batches": self._batcher.batches}
 
 
+_LOCAL_COMPLETERS: dict[tuple[Any, str, str], LocalCompleter] = {}
+_LOCAL_LOCK = threading.Lock()
+
+
+def local_completer(model: str, dtype: str = "float32") -> LocalCompleter:
+    """The process's completer for (model, dtype): loaded on first use, then shared by every later document
+    (an evaluation loop absorbs many documents with one generator load). `clear_local_completers` frees them."""
+    from lift_jax import sampling
+
+    key = (sampling.make_local_completer, str(model), str(dtype))  # a replaced factory (tests) gets its own
+    with _LOCAL_LOCK:
+        if key not in _LOCAL_COMPLETERS:
+            _LOCAL_COMPLETERS[key] = sampling.make_local_completer(model, dtype)
+        return _LOCAL_COMPLETERS[key]
+
+
+def clear_local_completers() -> None:
+    """Forget the cached local generator models (their memory is freed once no generator uses them)."""
+    with _LOCAL_LOCK:
+        _LOCAL_COMPLETERS.clear()
+
+
 def make_generator(cfg: ml_collections.ConfigDict, dtype: str = "float32", seed: int = 0) -> Generator:
-    """The generator `cfg.kind` names; a local one loads `cfg.model` through lift_jax.sampling (slow: call it
-    only when there is something to generate)."""
+    """The generator `cfg.kind` names; a local one loads `cfg.model` through lift_jax.sampling the first time
+    in a process (slow: call it only when there is something to generate) and reuses it afterwards."""
     template = load_prompt(cfg.prompt, cfg.kind)
     sampling = Sampling.from_config(cfg)
     if cfg.kind == "openai":
@@ -345,8 +368,5 @@ def make_generator(cfg: ml_collections.ConfigDict, dtype: str = "float32", seed:
     if cfg.kind == "vllm":
         return VLLMGenerator(cfg.model, template, sampling, cfg.concurrency, seed)
     if cfg.kind == "local":
-        from lift_jax.sampling import make_local_completer
-
-        complete = make_local_completer(cfg.model, dtype)
-        return LocalGenerator(complete, template, sampling, cfg.local_batch_size, seed)
+        return LocalGenerator(local_completer(cfg.model, dtype), template, sampling, cfg.local_batch_size, seed)
     raise ValueError(f"generator.kind {cfg.kind!r} is unknown; use one of {', '.join(KINDS)}")

@@ -88,18 +88,19 @@ def plan_document(
     document: str, cfg: ml_collections.ConfigDict, shard_index: int = 0, shard_count: int = 1
 ) -> list[PlannedSentence]:
     """The sentences of `document` that belong to this shard (sentence i goes to shard i % count), keyed by
-    document, index, sentence, context, prompt template, generator model, m and samples per sentence."""
+    sentence, context, prompt template, generator model, m and samples per sentence: not by the document or
+    the sentence's index, so the same sentence after the same context in another document (a NIAH cell with
+    the needle elsewhere) reuses the pairs a shared cache already holds."""
     check_generator_config(cfg)
     template = load_prompt(cfg.prompt, cfg.kind)
     samples = Sampling.from_config(cfg).samples_for(template)
-    doc_hash = hashlib.sha256(document.encode("utf-8")).hexdigest()
     tasks = sentence_tasks(document, cfg.min_sentence_chars, cfg.max_sentence_chars, cfg.max_context_chars)
     return [
         PlannedSentence(
             t,
             sentence_key(
-                document=doc_hash, index=t.index, sentence=t.sentence, context=t.context,
-                prompt=template.identity(), model=cfg.model, m=cfg.qa_per_sentence, samples=samples,
+                sentence=t.sentence, context=t.context, prompt=template.identity(), model=cfg.model,
+                m=cfg.qa_per_sentence, samples=samples,
             ),
         )
         for t in tasks
@@ -229,8 +230,10 @@ def generate_document(
     Pass `summary` to read the counts afterwards."""
     began = time.perf_counter()
     summary = summary if summary is not None else GenerationSummary()
-    plan = plan_document(document, cfg, shard_index, shard_count)
-    planned = {p.key: p for p in plan}
+    # A sentence repeated after the same context has one key: it is generated and yielded once, on the first
+    # run and on a resumed one alike.
+    planned = {p.key: p for p in reversed(plan_document(document, cfg, shard_index, shard_count))}
+    plan = sorted(planned.values(), key=lambda p: p.task.index)
     cached = [
         SentenceResult(planned[c.key].task.index, c.key, "ok", c.pairs, cached=True)
         for c in cache.completed()

@@ -1,0 +1,85 @@
+"""Wall time and QA-generation counts per document and method, beside the scores of records.summarize.
+
+Every record carries its document's `doc_id` and the timings of the (document, method) run that produced it:
+`absorb_s` (absorb wall time, generation + training; absent for icl), `answer_s` (answering all of the
+document's questions with that method), `steps`, `pairs_generated` and `pairs_reused` (LIFT methods).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lift_jax.eval.metrics import Scorer
+from lift_jax.eval.records import is_error, summarize, write_summary
+
+TIMING_FIELDS = ("absorb_s", "answer_s", "steps", "pairs_generated", "pairs_reused")
+
+
+def per_document(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(doc_id, method) -> the timing fields of the document's first answered record."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        if is_error(record) or "doc_id" not in record:
+            continue
+        key = (str(record["doc_id"]), str(record["method"]))
+        if key not in rows:
+            rows[key] = {f: record[f] for f in TIMING_FIELDS if record.get(f) is not None}
+    return rows
+
+
+def timing_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method: `docs`, mean `absorb_s_per_doc` and `answer_s_per_doc`, total pairs generated / reused."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for (_, method), row in per_document(records).items():
+        groups.setdefault(method, []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for method, rows in groups.items():
+        entry: dict[str, Any] = {"docs": len(rows)}
+        for field in ("absorb_s", "answer_s"):
+            values = [row[field] for row in rows if field in row]
+            if values:
+                entry[f"{field}_per_doc"] = round(sum(values) / len(values), 2)
+        for field in ("pairs_generated", "pairs_reused"):
+            values = [row[field] for row in rows if field in row]
+            if values:
+                entry[field] = sum(values)
+        out[method] = entry
+    return out
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def timing_markdown(records: Iterable[Mapping[str, Any]]) -> str:
+    """A markdown table of the wall time per document and method ('' when there is none)."""
+    rows = per_document(records)
+    if not rows:
+        return ""
+    header = ["document", "method", "absorb s", "answer s", "steps", "pairs generated", "pairs reused"]
+    lines = [
+        "## Wall time per document",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in header[2:]) + " |",
+    ]
+    for (doc_id, method), row in rows.items():
+        cells = [doc_id, method, *(_value(row.get(f)) for f in TIMING_FIELDS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    output_dir: Path, records: list[dict[str, Any]], metrics: Mapping[str, Scorer], title: str
+) -> dict[str, dict[str, Any]]:
+    """summary.json / summary.md: scores per method (records.summarize) plus the timing summary, and the
+    per-document wall-time table in the markdown. Returns the summary."""
+    summary = summarize(records, metrics)
+    for method, timing in timing_summary(records).items():
+        summary.setdefault(method, {"n": 0, "errors": 0}).update(timing)
+    write_summary(output_dir, summary, title, appendix=timing_markdown(records))
+    return summary
