@@ -58,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.ask.max_new_tokens = 64
     cfg.ask.temperature = 0.0
     cfg.ask.top_p = 1.0
+    cfg.ask.measure_first_token = True  # absorb decodes one token at the end for timing.json's TTFT
     cfg.ask.context_tokens = 0  # truncated-ICL budget; 0 = the model's max_position_embeddings minus the answer
     return cfg
 

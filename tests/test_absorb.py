@@ -26,6 +26,11 @@ def test_training_starts_before_generation_finishes_and_run_dir_is_complete(tiny
     summary = run(tiny_checkpoints["llama3"], out, delay_s=0.15)
     marks = summary["timing"]
     assert marks["first_step_started"] < marks["generation_done"]  # epoch 1 overlapped generation
+    ttft = summary["ttft"]
+    assert ttft["overlapped_s"] == marks["first_answer_token"] > marks["adapter_written"]
+    # without the overlap, training would have started only at generation_done
+    saved = ttft["sequential_estimate_s"] - ttft["overlapped_s"]
+    assert abs(saved - (marks["generation_done"] - marks["first_step_started"])) < 0.01
     assert summary["generation"] == {"sentences": len(PAIRS), "pairs": len(PAIRS)}
     assert summary["steps"] == 3 * len(PAIRS) // 4
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

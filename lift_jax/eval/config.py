@@ -24,6 +24,7 @@ def eval_config(benchmark: str, data: str, methods: str, base: str = "smollm2_13
     cfg.max_documents = 0
     cfg.methods = methods
     cfg.output_dir = f"runs/eval_{benchmark}"
+    cfg.ask.measure_first_token = False  # the harness times its own answers
     cfg.judge = judge_config()
     cfg.judge.enabled = False
     cfg.eval = ml_collections.ConfigDict()
