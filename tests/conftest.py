@@ -20,3 +20,15 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     """One saved tiny random checkpoint per family, made once per session."""
     root = tmp_path_factory.mktemp("tiny")
     return {name: make_tiny_checkpoint(name, root / name, seed=i) for i, name in enumerate(tiny_configs())}
+
+
+@pytest.fixture(autouse=True)
+def restore_lift_jax_logger():
+    """CLIs run in-process (e.g. lift_jax.eval's log_to_stderr) configure the `lift_jax` logger for the rest of
+    the process; give every test the logger as it found it."""
+    import logging
+
+    logger = logging.getLogger("lift_jax")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

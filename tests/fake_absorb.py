@@ -53,9 +53,13 @@ def tiny_config(checkpoint: Path, output_dir: Path):
 
 
 def run(checkpoint: Path, output_dir: Path, delay_s: float = 0.0) -> dict:
-    """absorb() with the fake producer."""
+    """absorb() with the fake producer (restored afterwards: later tests in the process need the real one)."""
+    real = absorb_module.start_qa_producer
     absorb_module.start_qa_producer = fake_producer(delay_s)
-    return absorb_module.absorb(tiny_config(checkpoint, output_dir), progress=False)
+    try:
+        return absorb_module.absorb(tiny_config(checkpoint, output_dir), progress=False)
+    finally:
+        absorb_module.start_qa_producer = real
 
 
 if __name__ == "__main__":
