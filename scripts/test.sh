@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
-python -m ruff check lift_jax tests benchmarks scripts configs
+python -m ruff check lift_jax tests benchmarks scripts configs notebooks
 python -m pytest -q "$@"

@@ -167,10 +167,7 @@ class Evaluator:
         before = None
         if method in GENERATING:
             shared = self.output_dir / "qa_cache"
-            if "qa_cache_dir" in run_cfg:  # absorb's own setting, where it exists
-                run_cfg.qa_cache_dir = str(shared) if self.cfg.eval.shared_qa_cache else ""
-                cache_dir = shared if self.cfg.eval.shared_qa_cache else run_dir / "qa_cache"
-            elif self.cfg.eval.shared_qa_cache and link_shared_cache(run_dir, shared):
+            if self.cfg.eval.shared_qa_cache and link_shared_cache(run_dir, shared):
                 cache_dir = shared
             else:
                 cache_dir = run_dir / "qa_cache"

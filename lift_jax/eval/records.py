@@ -139,7 +139,8 @@ def _cell(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def _table(header: list[str], rows: list[list[Any]], numeric_from: int) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[Any]], numeric_from: int) -> list[str]:
+    """Markdown table lines; columns from `numeric_from` on are right-aligned, floats with 2 decimals."""
     align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
@@ -150,7 +151,7 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Any]], title: str = "Res
     """The summary as markdown: one row per method, then a per-category table when there are categories."""
     columns = _columns(summary.values())
     rows = [[method, *(entry.get(c) for c in columns)] for method, entry in summary.items()]
-    lines = [f"# {title}", "", *_table(["method", *columns], rows, numeric_from=1)]
+    lines = [f"# {title}", "", *markdown_table(["method", *columns], rows, numeric_from=1)]
     per_category = {m: e["categories"] for m, e in summary.items() if "categories" in e}
     if per_category:
         cat_columns = _columns(s for cats in per_category.values() for s in cats.values())
@@ -160,7 +161,7 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Any]], title: str = "Res
             for category, scores in cats.items()
         ]
         header = ["method", "category", *cat_columns]
-        lines += ["", "## Per category", "", *_table(header, cat_rows, numeric_from=2)]
+        lines += ["", "## Per category", "", *markdown_table(header, cat_rows, numeric_from=2)]
     return "\n".join(lines) + "\n"
 
 

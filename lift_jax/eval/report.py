@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lift_jax.eval.metrics import Scorer
-from lift_jax.eval.records import is_error, summarize, write_summary
+from lift_jax.eval.records import is_error, markdown_table, summarize, write_summary
 
 TIMING_FIELDS = ("absorb_s", "answer_s", "steps", "pairs_generated", "pairs_reused")
 
@@ -49,28 +49,14 @@ def timing_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, 
     return out
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
-
-
 def timing_markdown(records: Iterable[Mapping[str, Any]]) -> str:
     """A markdown table of the wall time per document and method ('' when there is none)."""
     rows = per_document(records)
     if not rows:
         return ""
     header = ["document", "method", "absorb s", "answer s", "steps", "pairs generated", "pairs reused"]
-    lines = [
-        "## Wall time per document",
-        "",
-        "| " + " | ".join(header) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in header[2:]) + " |",
-    ]
-    for (doc_id, method), row in rows.items():
-        cells = [doc_id, method, *(_value(row.get(f)) for f in TIMING_FIELDS)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    cells = [[doc_id, method, *(row.get(f) for f in TIMING_FIELDS)] for (doc_id, method), row in rows.items()]
+    return "\n".join(["## Wall time per document", "", *markdown_table(header, cells, numeric_from=2)]) + "\n"
 
 
 def write_report(
