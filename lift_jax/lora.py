@@ -54,33 +54,41 @@ def peft_init_a(key: jax.Array, in_features: int, rank: int) -> jax.Array:
     return jax.random.uniform(key, (in_features, rank), jnp.float32, -bound, bound)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def lora_product(h: jax.Array, a: jax.Array, b: jax.Array, scaling: float) -> jax.Array:
-    """(h @ a) @ b * scaling for h [tokens, in], a [in, rank], b [rank, out], all float32.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def lora_dense(
+    x: jax.Array, h: jax.Array, kernel: jax.Array, a: jax.Array, b: jax.Array, scaling: float
+) -> jax.Array:
+    """x @ kernel + (h @ a) @ b * scaling for x [n, in] (the base input), h [n, in] (the adapter's input,
+    float32, after dropout), kernel [in, out], a [in, rank], b [rank, out]; returned in x's dtype.
 
-    Its hand-written VJP computes the same products as autodiff but writes the B gradient as
-    (g^T @ (h @ a))^T, so the large [tokens, out] cotangent stays the left operand of the dot and the compiler
-    transposes only the small [tokens, rank] one (autodiff's form makes XLA:CPU transpose the large one).
+    The scaling multiplies the small [n, rank] product, not the [n, out] output, and the sum is formed in
+    float32 before the one cast. The VJP differentiates x, h, a and b (the kernel is frozen: no weight
+    gradient is formed) and writes the B gradient as (g^T @ ha)^T, so the large [n, out] cotangent stays the
+    left operand of the dot (autodiff's form makes XLA:CPU transpose it).
     """
-    return (h @ a) @ b * scaling
+    return _lora_dense_fwd(x, h, kernel, a, b, scaling)[0]
 
 
-def _lora_product_fwd(
-    h: jax.Array, a: jax.Array, b: jax.Array, scaling: float
+def _lora_dense_fwd(
+    x: jax.Array, h: jax.Array, kernel: jax.Array, a: jax.Array, b: jax.Array, scaling: float
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    ha = h @ a
-    return ha @ b * scaling, (h, ha, a, b)
+    ha = (h @ a) * scaling  # [n, rank] float32
+    y = jnp.dot(x, kernel, preferred_element_type=jnp.float32) + ha @ b
+    y = y.astype(x.dtype)
+    return y, (h, ha, kernel, a, b)
 
 
-def _lora_product_bwd(
+def _lora_dense_bwd(
     scaling: float, residuals: tuple[jax.Array, ...], g: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    h, ha, a, b = residuals
-    gb = (g @ b.T) * scaling  # [tokens, rank]
-    return gb @ a.T, h.T @ gb, (g.T @ ha).T * scaling
+) -> tuple[jax.Array, jax.Array, None, jax.Array, jax.Array]:
+    h, ha, kernel, a, b = residuals
+    dx = jnp.dot(g.astype(kernel.dtype), kernel.T, preferred_element_type=jnp.float32).astype(kernel.dtype)
+    g32 = g.astype(jnp.float32)
+    gha = (g32 @ b.T) * scaling  # [n, rank]
+    return dx, gha @ a.T, None, h.T @ gha, (g32.T @ ha).T
 
 
-lora_product.defvjp(_lora_product_fwd, _lora_product_bwd)
+lora_dense.defvjp(_lora_dense_fwd, _lora_dense_bwd)
 
 
 class LoRADense(nnx.Module):
@@ -108,14 +116,16 @@ class LoRADense(nnx.Module):
         return self.lora_a.get_value() @ self.lora_b.get_value() * self.scaling
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.base(x)
         if self.merged:
-            return y
-        h = x.astype(jnp.float32).reshape(-1, self.in_features)
+            return self.base(x)
+        x2d = x.reshape(-1, self.in_features)
+        h = x2d.astype(jnp.float32)
         if self.dropout is not None:
             h = self.dropout(h)
-        update = lora_product(h, self.lora_a.get_value(), self.lora_b.get_value(), self.scaling)
-        return y + update.reshape(y.shape).astype(y.dtype)
+        a, b = self.lora_a.get_value(), self.lora_b.get_value()
+        y = lora_dense(x2d, h, self.base.kernel.get_value(), a, b, self.scaling)
+        y = y.reshape(*x.shape[:-1], self.out_features)
+        return y if self.base.bias is None else y + self.base.bias.get_value()
 
 
 def _lora_layers(module: nnx.Module) -> Iterator[LoRADense]:
