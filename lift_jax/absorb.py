@@ -3,13 +3,21 @@
 A document goes in; a LIFTed LoRA adapter comes out (orbax checkpoints + PEFT export), trained while the
 generator is still writing QA pairs. Rerunning the same command after a crash resumes: cached sentences are
 not regenerated and training continues from the last checkpoint.
+
+With `mesh.num_processes` > 1 (or JAX_NUM_PROCESSES; scripts/absorb_multiprocess.sh starts local ones) every
+process runs this same command: each generates its share of the sentences into its own QA cache shard and
+feeds its rows of each global batch; process 0 alone writes the adapter, metrics.jsonl and timing.json and
+shows progress bars, the others log to process_<i>.log.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ from lift_jax.checkpoint import TrainCheckpointer
 from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
 from lift_jax.config import validate_method
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
+from lift_jax.distributed import all_processes, initialize
 from lift_jax.documents import DocumentError, raw_chunks, read_document
 from lift_jax.lora import LoRAConfig, apply_lora, lora_modules, reset_lora, unmerge_lora
 from lift_jax.models import LoadedModel, load
@@ -38,6 +47,7 @@ from lift_jax.synth.generators import GeneratorUnavailable
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 USAGE = __doc__
+log = logging.getLogger(__name__)
 FIRST_TOKEN_PROBE = "What is the document about?"  # any question: only the latency of its first token is kept
 
 
@@ -102,6 +112,7 @@ def _check_inputs(cfg: ml_collections.ConfigDict) -> str:
 def absorb(cfg: ml_collections.ConfigDict, progress: bool = True) -> dict[str, Any]:
     """Run generation + LoRA training for `cfg`; returns the run summary (also written to timing.json)."""
     timing = Timing()
+    initialize(cfg)  # before any JAX computation: the mesh below spans every process's devices
     document = _check_inputs(cfg)
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
     loaded = load(cfg.model_path, dtype=cfg.dtype, mesh=mesh)
@@ -139,15 +150,23 @@ def absorb_document(
     adapter left in `loaded.module` is this document's (unmerged).
     """
     timing = timing or Timing()
+    index, count = jax.process_index(), jax.process_count()
+    rows = local_rows(cfg.train.batch_size, count)
     run = RunDir(Path(cfg.output_dir)).create()
-    write_json_atomic(run.config, cfg.to_dict())
-    run.document_copy.write_text(document)
+    primary = index == 0
+    if primary:
+        write_json_atomic(run.config, cfg.to_dict())
+        run.document_copy.write_text(document)
+    else:
+        progress = False
+        _log_to(run.process_log(index))
 
     tokenizer = loaded.tokenizer
     stops = stop_token_ids(tokenizer, loaded.spec.eos_token_ids)
     buffer = ItemBuffer()
     if cfg.method in ("raw", "lift+raw"):
-        buffer.extend([TrainItem(answer=c) for c in raw_chunks(tokenizer, document, cfg.raw_chunk_tokens)])
+        chunks = raw_chunks(tokenizer, document, cfg.raw_chunk_tokens)
+        buffer.extend([TrainItem(answer=c, order=(-1, i)) for i, c in enumerate(chunks) if i % count == index])
     producer = None
     if cfg.method in ("lift", "lift+raw"):
         producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress)
@@ -156,7 +175,6 @@ def absorb_document(
 
     prepare_adapter(loaded, cfg)
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=0), mesh=mesh)
-    rows = cfg.train.batch_size
     stream = BatchStream(
         buffer,
         _encoder(tokenizer, prompt_format(cfg), stops),
@@ -170,24 +188,69 @@ def absorb_document(
     checkpointer = TrainCheckpointer(run.checkpoints)
     if checkpointer.latest_step() is not None:
         meta = checkpointer.restore(trainer)
-        stream.restore(meta["data"])
-    metrics_log = MetricsLog(run.metrics)
-    summary = _train(cfg, trainer, stream, checkpointer, metrics_log, timing, progress)
-    metrics_log.close()
+        stream.restore(_own_data_state(meta["data"], checkpointer.latest_step()))
+    metrics_log = MetricsLog(run.metrics) if primary else None
+    record = metrics_log.write if metrics_log is not None else _log_metrics
+    summary = _train(cfg, trainer, stream, checkpointer, record, timing, progress)
+    if metrics_log is not None:
+        metrics_log.close()
     if producer is not None:
         producer.join()
         summary["generation"] = producer.summary
         timing.marks.update(producer.marks(timing.start))
 
     model = trainer.sync_model()
-    export_peft_adapter(model, lora_config(cfg), run.adapter, base_model_name=str(cfg.model_path))
+    if primary:
+        export_peft_adapter(model, lora_config(cfg), run.adapter, base_model_name=str(cfg.model_path))
     checkpointer.close()
     timing.mark("adapter_written")
-    if cfg.ask.measure_first_token:
+    # Decoding one token would need every process in the Answerer's computations; only one process times it.
+    if cfg.ask.measure_first_token and count == 1:
         summary["ttft"] = time_to_first_token(loaded, cfg, timing)
     summary["timing"] = timing.marks
-    write_json_atomic(run.timing, summary)
+    if primary:
+        write_json_atomic(run.timing, summary)
+    else:
+        log.info("done: %s", json.dumps(summary))
     return summary
+
+
+def local_rows(batch_size: int, process_count: int) -> int:
+    """This process's rows of each global micro-batch of `batch_size` rows."""
+    if batch_size % process_count:
+        raise UsageError(
+            f"train.batch_size={batch_size} rows do not split over {process_count} processes; "
+            f"use a multiple of {process_count}"
+        )
+    return batch_size // process_count
+
+
+def _log_to(path: Path) -> None:
+    """Send the lift_jax logger's INFO records to `path` (a non-primary process's own log)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("lift_jax")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _log_metrics(record: dict[str, Any]) -> None:
+    log.info("metrics %s", json.dumps(record))
+
+
+def _data_states(state: dict[str, int]) -> list[dict[str, int]]:
+    """Every process's data-iterator state, in process order (collective)."""
+    return [{"epoch": int(e), "position": int(p)} for e, p in all_processes([state["epoch"], state["position"]])]
+
+
+def _own_data_state(states: list[dict[str, Any]], step: int | None) -> dict[str, Any]:
+    """This process's entry of a checkpoint's per-process data states."""
+    if len(states) != jax.process_count():
+        raise CheckpointError(
+            f"checkpoint {step} was written by {len(states)} process(es), this run has {jax.process_count()}; "
+            f"resume with {len(states)} processes or use a new output_dir"
+        )
+    return states[jax.process_index()]
 
 
 def time_to_first_token(loaded: LoadedModel, cfg: ml_collections.ConfigDict, timing: Timing) -> dict[str, float]:
@@ -217,7 +280,7 @@ def _train(
     trainer: LoRATrainer,
     stream: BatchStream,
     checkpointer: TrainCheckpointer,
-    metrics_log: MetricsLog,
+    record_metrics: Callable[[dict[str, Any]], None],
     timing: Timing,
     progress: bool,
 ) -> dict[str, Any]:
@@ -236,7 +299,7 @@ def _train(
         tokens += int(host["tokens"])
         record = {"step": step, "epoch": epoch, "loss": float(host["loss"]), "tokens": int(host["tokens"]),
                   "grad_norm": float(host["grad_norm"]), "time": round(time.perf_counter() - timing.start, 3)}
-        metrics_log.write(record)
+        record_metrics(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=epoch, tok_s=f"{tokens / max(compute_s, 1e-9):.0f}")
 
     for batch, state in stream:
@@ -251,12 +314,12 @@ def _train(
         if trainer.step % cfg.train.checkpoint_every == 0:
             flush(pending)  # every checkpointed step is in metrics.jsonl before the checkpoint exists
             pending = None
-            checkpointer.save(trainer, {"data": state})
+            checkpointer.save(trainer, {"data": _data_states(state)})
     if pending is not None:
         flush(pending)
     bar.close()
     if checkpointer.latest_step() != trainer.step:
-        checkpointer.save(trainer, {"data": stream.state()})
+        checkpointer.save(trainer, {"data": _data_states(stream.state())})
     timing.mark("training_done")
     return {"steps": trainer.step, "train_compute_s": round(compute_s, 3), "loss_tokens": tokens}
 

@@ -53,6 +53,13 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.mesh.data = -1
     cfg.mesh.fsdp = 1
     cfg.mesh.tensor = 1
+    # Processes of one run (unset -1 / '': JAX_NUM_PROCESSES, JAX_PROCESS_ID, JAX_COORDINATOR_ADDRESS, else one
+    # process); num_processes = 0 lets jax.distributed detect the cluster (Cloud TPU pod slice).
+    cfg.mesh.num_processes = -1
+    cfg.mesh.process_id = -1
+    cfg.mesh.coordinator_address = ""  # HOST:PORT of process 0, which binds exactly that address
+    cfg.mesh.heartbeat_timeout_s = 30  # a process silent this long ends the run on every other process
+    cfg.mesh.initialization_timeout_s = 300  # how long processes wait for each other at start-up
 
     cfg.ask = ml_collections.ConfigDict()
     cfg.ask.max_new_tokens = 64

@@ -4,6 +4,13 @@ Epoch 1 streams the buffer in arrival order (the order the QA cache records), bl
 example has not been generated yet. Epochs 2+ read the finished buffer through a seeded Grain shuffle. The
 iterator state (epoch, position) is a small dict saved with each checkpoint, so a resumed run sees exactly the
 batches it would have seen.
+
+With several processes each buffer holds only this process's share of the document, and every batch is the
+process's rows of one global batch. Epoch 1: each process streams its own buffer and all agree, before every
+step, whether anyone still has rows (a process short of rows contributes fully masked ones), so all take the
+same number of steps. Epochs 2+: every process shuffles the union of all buffers, in canonical order
+(`TrainItem.order`), with the shared seed, and takes its slice of each global batch; that union and its order
+do not depend on the process count, so these epochs match a single-process run batch for batch.
 """
 
 from __future__ import annotations
@@ -14,17 +21,24 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grain
+import jax
 import numpy as np
 
-from lift_jax.batching import Example, make_batch
+from lift_jax.batching import Example, batch_width, make_batch
+from lift_jax.distributed import all_processes, all_processes_json
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainItem:
-    """One training item: a QA pair, or a raw text chunk (Finetune-Raw) when `question` is None."""
+    """One training item: a QA pair, or a raw text chunk (Finetune-Raw) when `question` is None.
+
+    `order` is the item's canonical place in the document: (sentence index, pair index) for a QA pair, (-1,
+    chunk index) for a raw chunk; items that tie keep their arrival order.
+    """
 
     answer: str
     question: str | None = None
+    order: tuple[int, int] = (0, 0)
 
 
 class ItemBuffer:
@@ -109,14 +123,23 @@ class StreamDataset(grain.IterDataset):
 
 
 def shuffled_epoch(items: Sequence[TrainItem], seed: int, epoch: int) -> grain.MapDataset:
-    """Epoch `epoch` (>= 2) over the complete item list, shuffled by (seed, epoch)."""
-    return grain.MapDataset.source(list(items)).shuffle(seed=seed * 1000 + epoch)
+    """Epoch `epoch` (>= 2) over the complete item list in canonical order, shuffled by (seed, epoch)."""
+    return grain.MapDataset.source(sorted(items, key=lambda item: item.order)).shuffle(seed=seed * 1000 + epoch)
+
+
+def all_items(items: Sequence[TrainItem]) -> list[TrainItem]:
+    """The union of every process's `items` (process order; collective: every process must call it)."""
+    rows = all_processes_json([[item.answer, item.question, list(item.order)] for item in items])
+    return [TrainItem(answer=a, question=q, order=(o[0], o[1])) for part in rows for a, q, o in part]
 
 
 class BatchStream:
-    """Yields training batches over `epochs` epochs of the buffer; `state()` / `restore()` for checkpoints.
+    """Yields this process's part of each global batch over `epochs` epochs; `state()` / `restore()` for
+    checkpoints.
 
-    Each batch holds `rows * accum` examples (the last batch of an epoch is padded with fully masked rows).
+    A batch holds `rows * accum` examples (rows = this process's share of the global batch); the last batch of
+    an epoch is padded with fully masked rows. With several processes, iterating is collective: every process
+    must iterate its stream in step with the others.
     """
 
     def __init__(
@@ -135,39 +158,54 @@ class BatchStream:
         self.epochs, self.rows, self.accum = epochs, rows, accum
         self.buckets, self.pad_id, self.seed = buckets, pad_id, seed
         self.epoch, self.position = 1, 0
+        self._union: list[TrainItem] | None = None
 
     def state(self) -> dict[str, int]:
-        """Where the next batch starts: epoch (1-based) and item position within it."""
+        """Where the next batch starts: epoch (1-based) and item position within it (epoch 1: within this
+        process's buffer; later epochs: within the global shuffled epoch)."""
         return {"epoch": self.epoch, "position": self.position}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a `state()` taken earlier."""
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
-    def _epoch_iterator(self) -> Iterator[TrainItem]:
-        if self.epoch == 1:
-            iterator = StreamDataset(self.buffer).__iter__()
-            iterator.set_state({"next": self.position})
-            return iterator
-        dataset = shuffled_epoch(self.buffer.wait_closed(), self.seed, self.epoch)
-        return (dataset[i] for i in range(self.position, len(dataset)))
+    def _streamed(self) -> Iterator[tuple[list[TrainItem | None], int]]:
+        """Epoch 1: (this process's next chunk, items it consumed), empty chunks once its stream has ended."""
+        iterator = StreamDataset(self.buffer).__iter__()
+        iterator.set_state({"next": self.position})
+        while True:
+            chunk: list[TrainItem | None] = [item for _, item in zip(range(self.rows * self.accum), iterator,
+                                                                      strict=False)]
+            yield chunk, len(chunk)
+
+    def _shuffled(self) -> Iterator[tuple[list[TrainItem | None], int]]:
+        """Epochs 2+: (this process's slots of the next global chunk, global items consumed)."""
+        if self._union is None:
+            self._union = all_items(self.buffer.wait_closed())
+        dataset = shuffled_epoch(self._union, self.seed, self.epoch)
+        ways, rank = jax.process_count(), jax.process_index()
+        width = self.rows * ways  # global rows per micro-batch
+        for start in range(self.position, len(dataset), width * self.accum):
+            end = min(start + width * self.accum, len(dataset))
+            slots = [
+                start + a * width + rank * self.rows + r for a in range(self.accum) for r in range(self.rows)
+            ]
+            yield [dataset[i] if i < end else None for i in slots], end - start
 
     def __iter__(self) -> Iterator[tuple[dict[str, np.ndarray], dict[str, int]]]:
         """Yield (batch, state after the batch); the state is what a checkpoint taken after it should store."""
-        per_batch = self.rows * self.accum
         while self.epoch <= self.epochs:
-            items = self._epoch_iterator()
-            while True:
-                chunk = [item for _, item in zip(range(per_batch), items, strict=False)]
-                if not chunk:
+            chunks = self._streamed() if self.epoch == 1 else self._shuffled()
+            for chunk, consumed in chunks:
+                examples = [None if item is None else self.encode(item) for item in chunk]
+                filled = sum(item is not None for item in chunk)
+                agreed = all_processes([filled, batch_width(examples, self.buckets)])
+                if not agreed[:, 0].any():
                     break
-                self.position += len(chunk)
-                batch = make_batch([self.encode(i) for i in chunk], self.rows, self.accum, self.buckets, self.pad_id)
+                self.position += consumed
+                batch = make_batch(examples, self.rows, self.accum, self.buckets, self.pad_id,
+                                   width=int(agreed[:, 1].max()))
                 yield batch, self.state()
-                if len(chunk) < per_batch:
+                if agreed[:, 0].max() < self.rows * self.accum:  # nobody had a full chunk: the epoch is over
                     break
             self.epoch, self.position = self.epoch + 1, 0
-
-    def epoch_length(self) -> int | None:
-        """Items per epoch once generation has finished (None while epoch 1 is still streaming)."""
-        return len(self.buffer) if self.buffer.closed else None

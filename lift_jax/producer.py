@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import jax
 import ml_collections
 
 from lift_jax.data import ItemBuffer, TrainItem
@@ -34,12 +35,12 @@ class QAProducer(threading.Thread):
     def run(self) -> None:
         sentences = pairs = 0
         try:
-            for _, qa in self._results():
+            for index, qa in self._results():
                 sentences += 1
                 if qa and self._first_pair is None:
                     self._first_pair = time.perf_counter()
                 pairs += len(qa)
-                self._buffer.extend([TrainItem(answer=a, question=q) for q, a in qa])
+                self._buffer.extend([TrainItem(answer=a, question=q, order=(index, j)) for j, (q, a) in enumerate(qa)])
         except BaseException as e:  # the trainer must learn of any failure instead of waiting forever
             self._buffer.close(error=e)
             raise
@@ -83,11 +84,13 @@ def check_generator(cfg: ml_collections.ConfigDict) -> None:
 def start_qa_producer(
     cfg: ml_collections.ConfigDict, document: str, cache_dir: Path, buffer: ItemBuffer, progress: bool = True
 ) -> QAProducer:
-    """Start the generator thread for `document` with the run's generator settings and QA cache."""
+    """Start the generator thread for this process's share of `document` (sentence i belongs to process
+    i % process_count, which writes its own QA cache shard) with the run's generator settings."""
     from lift_jax.synth.pipeline import document_pairs
 
     def results() -> SentencePairs:
-        return document_pairs(cfg, document, cache_dir, progress=progress)
+        return document_pairs(cfg, document, cache_dir, progress=progress, shard_index=jax.process_index(),
+                              shard_count=jax.process_count())
 
     producer = QAProducer(results, buffer)
     producer.start()

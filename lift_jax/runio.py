@@ -53,6 +53,10 @@ class RunDir:
     def document_copy(self) -> Path:
         return self.root / "document.txt"
 
+    def process_log(self, index: int) -> Path:
+        """The log of process `index` > 0 of a multi-process run (process 0 reports on the console)."""
+        return self.root / f"process_{index}.log"
+
     def create(self) -> RunDir:
         """Make the directory (and parents)."""
         self.root.mkdir(parents=True, exist_ok=True)
