@@ -47,7 +47,7 @@ from lift_jax.synth.generators import GeneratorUnavailable
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 USAGE = __doc__
-log = logging.getLogger(__name__)
+log = logging.getLogger("lift_jax.absorb")  # not __name__: run as __main__ by `python -m`
 FIRST_TOKEN_PROBE = "What is the document about?"  # any question: only the latency of its first token is kept
 
 
