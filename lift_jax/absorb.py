@@ -226,12 +226,13 @@ def local_rows(batch_size: int, process_count: int) -> int:
 
 
 def _log_to(path: Path) -> None:
-    """Send the lift_jax logger's INFO records to `path` (a non-primary process's own log)."""
+    """Send the lift_jax logger's records (INFO and up) to `path` only: a non-primary process's own log."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("lift_jax")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _log_metrics(record: dict[str, Any]) -> None:
