@@ -115,6 +115,11 @@ def absorb(cfg: ml_collections.ConfigDict, progress: bool = True) -> dict[str, A
     initialize(cfg)  # before any JAX computation: the mesh below spans every process's devices
     document = _check_inputs(cfg)
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+    if jax.process_count() > 1 and mesh.devices.size != jax.device_count():
+        raise UsageError(
+            f"the mesh uses {mesh.devices.size} of the {jax.device_count()} devices of {jax.process_count()} "
+            "processes; a multi-process mesh must span all of them (set one mesh axis to -1)"
+        )
     loaded = load(cfg.model_path, dtype=cfg.dtype, mesh=mesh)
     timing.mark("model_loaded")
     return absorb_document(loaded, mesh, cfg, document, progress=progress, timing=timing)

@@ -184,11 +184,11 @@ class BatchStream:
             self._union = all_items(self.buffer.wait_closed())
         dataset = shuffled_epoch(self._union, self.seed, self.epoch)
         ways, rank = jax.process_count(), jax.process_index()
-        width = self.rows * ways  # global rows per micro-batch
-        for start in range(self.position, len(dataset), width * self.accum):
-            end = min(start + width * self.accum, len(dataset))
+        global_rows = self.rows * ways  # per micro-batch; micro-batch a of a chunk is its a-th run of them
+        for start in range(self.position, len(dataset), global_rows * self.accum):
+            end = min(start + global_rows * self.accum, len(dataset))
             slots = [
-                start + a * width + rank * self.rows + r for a in range(self.accum) for r in range(self.rows)
+                start + a * global_rows + rank * self.rows + r for a in range(self.accum) for r in range(self.rows)
             ]
             yield [dataset[i] if i < end else None for i in slots], end - start
 
