@@ -146,4 +146,8 @@ def test_a_killed_process_makes_the_other_exit_with_an_error_naming_it(workspace
     log = out.with_suffix(".log").read_text()
     assert code != 0 and waited < 60, log[-3000:]
     assert re.search(r"process 0 \(pid \d+\) exited with status [1-9]", log), log[-3000:]
-    assert "tasks are unhealthy (stopped sending heartbeats):\n1\n" in log, log[-3000:]
+    assert re.search(r"process 1 \(pid \d+\) exited with status 137", log), log[-3000:]
+    # Process 0 ends either by the coordination service (lost heartbeats, naming task 1) or, when the kill lands
+    # inside a collective, by gloo aborting on the half-received message first.
+    heartbeat = "tasks are unhealthy (stopped sending heartbeats):\n1\n" in log
+    assert heartbeat or "gloo::EnforceNotMet" in log, log[-3000:]
