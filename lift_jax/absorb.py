@@ -249,8 +249,11 @@ def _data_states(state: dict[str, int]) -> list[dict[str, int]]:
     return [{"epoch": int(e), "position": int(p)} for e, p in all_processes([state["epoch"], state["position"]])]
 
 
-def _own_data_state(states: list[dict[str, Any]], step: int | None) -> dict[str, Any]:
-    """This process's entry of a checkpoint's per-process data states."""
+def _own_data_state(states: list[dict[str, Any]] | dict[str, Any], step: int | None) -> dict[str, Any]:
+    """This process's entry of a checkpoint's per-process data states (a single dict: a checkpoint written
+    before runs had several processes, i.e. by one process)."""
+    if isinstance(states, dict):
+        states = [states]
     if len(states) != jax.process_count():
         raise CheckpointError(
             f"checkpoint {step} was written by {len(states)} process(es), this run has {jax.process_count()}; "

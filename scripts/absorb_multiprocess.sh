@@ -24,14 +24,18 @@ for ((i = 0; i < n; i++)); do
     echo "absorb_multiprocess: process $i is pid $!" >&2
 done
 
+# Report each process as it ends (the first failure names the lost process at once; the others follow when
+# jax.distributed notices the missing peer, within mesh.heartbeat_timeout_s).
+declare -A running  # pid -> process index
+for ((i = 0; i < n; i++)); do running[${pids[$i]}]=$i; done
 status=0
-for ((i = 0; i < n; i++)); do
-    if wait "${pids[$i]}"; then
-        continue
-    else
-        code=$?
-        echo "absorb_multiprocess: process $i (pid ${pids[$i]}) exited with status $code" >&2
+while [[ ${#running[@]} -gt 0 ]]; do
+    code=0
+    wait -n -p done_pid "${!running[@]}" || code=$?
+    if [[ $code -ne 0 ]]; then
+        echo "absorb_multiprocess: process ${running[$done_pid]} (pid $done_pid) exited with status $code" >&2
         [[ $status -ne 0 ]] || status=$code
     fi
+    unset "running[$done_pid]"
 done
 exit $status

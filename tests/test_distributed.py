@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from lift_jax.absorb import local_rows
+from lift_jax.absorb import _own_data_state, local_rows
 from lift_jax.cli import UsageError
 from lift_jax.config import base_config
 from lift_jax.distributed import ProcessSetup, process_setup
+from lift_jax.models.checkpoint_io import CheckpointError
 
 
 def test_unset_fields_come_from_the_environment_and_default_to_one_process():
@@ -35,3 +36,11 @@ def test_batch_rows_must_split_over_the_processes():
     assert local_rows(8, 2) == 4
     with pytest.raises(UsageError, match="train.batch_size=6 rows do not split over 4 processes"):
         local_rows(6, 4)
+
+
+def test_checkpoint_data_state_per_process_and_from_single_process_runs():
+    state = {"epoch": 2, "position": 12}
+    assert _own_data_state([state], 7) == state
+    assert _own_data_state(state, 7) == state  # a checkpoint written before per-process states
+    with pytest.raises(CheckpointError, match="checkpoint 7 was written by 2 process"):
+        _own_data_state([state, state], 7)
