@@ -3,8 +3,11 @@
 # local generator (the same model, few-shot prompted). Resumable: rerun the same command after a crash or a kill;
 # finished (document, method) pairs are skipped, errored ones retried, finished adapters reused.
 #
-#   bash scripts/run_results.sh [output_dir]        (default runs/results)
+#   bash scripts/run_results.sh [output_dir]        (default docs/results)
 #
+# The default output directory is tracked by git except each document's adapters and checkpoints
+# (docs/results/*/runs/): predictions, QA caches, logs, summaries and heatmaps are committed as they come, so a
+# run that a session could not finish continues on another machine from what is committed.
 # 1. SQuAD v1.1, first 20 paragraphs of the bundled dev half: truncated ICL, LIFT, Finetune-Raw.
 # 2. NIAH: lengths 1000,2000,3000 tokens x depths 0,0.25,0.5,0.75,1 x 1 sample: LIFT, Finetune-Raw, truncated ICL.
 # Settings that differ from the paper (Llama-3-8B, Qwen2.5-72B generator, rank 128, m = 10, 5 NIAH samples):
@@ -17,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
-out=${1:-runs/results}
+out=${1:-docs/results}
 lengths=${NIAH_LENGTHS:-1000,2000,3000}
 settings=(
   --config.model_path=bundled:smollm2-135m-instruct
