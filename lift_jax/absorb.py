@@ -34,6 +34,7 @@ from lift_jax.config import validate_method
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
 from lift_jax.distributed import all_processes, initialize
 from lift_jax.documents import DocumentError, raw_chunks, read_document
+from lift_jax.logfile import logging_to
 from lift_jax.lora import LoRAConfig, apply_lora, lora_modules, reset_lora, unmerge_lora
 from lift_jax.models import LoadedModel, load
 from lift_jax.models.checkpoint_io import CheckpointError
@@ -154,18 +155,29 @@ def absorb_document(
     The base weights are reused as they are, so an evaluation loop absorbs many documents with one load; the
     adapter left in `loaded.module` is this document's (unmerged).
     """
-    timing = timing or Timing()
-    index, count = jax.process_index(), jax.process_count()
-    rows = local_rows(cfg.train.batch_size, count)
     run = RunDir(Path(cfg.output_dir)).create()
-    primary = index == 0
-    if primary:
+    index = jax.process_index()
+    if index == 0:
         write_json_atomic(run.config, cfg.to_dict())
         run.document_copy.write_text(document)
-    else:
-        progress = False
-        _log_to(run.process_log(index))
+        return _absorb_into(loaded, mesh, cfg, document, run, progress, timing or Timing())
+    # A secondary process logs to its own file only, for this document only (an evaluation absorbs many).
+    with logging_to(run.process_log(index), exclusive=True):
+        return _absorb_into(loaded, mesh, cfg, document, run, False, timing or Timing())
 
+
+def _absorb_into(
+    loaded: LoadedModel,
+    mesh: Mesh,
+    cfg: ml_collections.ConfigDict,
+    document: str,
+    run: RunDir,
+    progress: bool,
+    timing: Timing,
+) -> dict[str, Any]:
+    index, count = jax.process_index(), jax.process_count()
+    primary = index == 0
+    rows = local_rows(cfg.train.batch_size, count)
     tokenizer = loaded.tokenizer
     stops = stop_token_ids(tokenizer, loaded.spec.eos_token_ids)
     buffer = ItemBuffer()
@@ -193,7 +205,7 @@ def absorb_document(
     checkpointer = TrainCheckpointer(run.checkpoints)
     if checkpointer.latest_step() is not None:
         meta = checkpointer.restore(trainer)
-        stream.restore(_own_data_state(meta["data"], checkpointer.latest_step()))
+        stream.restore(own_data_state(meta["data"], checkpointer.latest_step()))
     metrics_log = MetricsLog(run.metrics) if primary else None
     record = metrics_log.write if metrics_log is not None else _log_metrics
     summary = _train(cfg, trainer, stream, checkpointer, record, timing, progress)
@@ -230,16 +242,6 @@ def local_rows(batch_size: int, process_count: int) -> int:
     return batch_size // process_count
 
 
-def _log_to(path: Path) -> None:
-    """Send the lift_jax logger's records (INFO and up) to `path` only: a non-primary process's own log."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("lift_jax")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
 def _log_metrics(record: dict[str, Any]) -> None:
     log.info("metrics %s", json.dumps(record))
 
@@ -249,7 +251,7 @@ def _data_states(state: dict[str, int]) -> list[dict[str, int]]:
     return [{"epoch": int(e), "position": int(p)} for e, p in all_processes([state["epoch"], state["position"]])]
 
 
-def _own_data_state(states: list[dict[str, Any]] | dict[str, Any], step: int | None) -> dict[str, Any]:
+def own_data_state(states: list[dict[str, Any]] | dict[str, Any], step: int | None) -> dict[str, Any]:
     """This process's entry of a checkpoint's per-process data states (a single dict: a checkpoint written
     before runs had several processes, i.e. by one process)."""
     if isinstance(states, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lift_jax.absorb import _own_data_state, local_rows
+from lift_jax.absorb import local_rows, own_data_state
 from lift_jax.cli import UsageError
 from lift_jax.config import base_config
 from lift_jax.distributed import ProcessSetup, process_setup
@@ -40,7 +40,7 @@ def test_batch_rows_must_split_over_the_processes():
 
 def test_checkpoint_data_state_per_process_and_from_single_process_runs():
     state = {"epoch": 2, "position": 12}
-    assert _own_data_state([state], 7) == state
-    assert _own_data_state(state, 7) == state  # a checkpoint written before per-process states
+    assert own_data_state([state], 7) == state
+    assert own_data_state(state, 7) == state  # a checkpoint written before per-process states
     with pytest.raises(CheckpointError, match="checkpoint 7 was written by 2 process"):
-        _own_data_state([state, state], 7)
+        own_data_state([state, state], 7)

@@ -35,6 +35,7 @@ from lift_jax.eval.qa_share import coverage, link_shared_cache
 from lift_jax.eval.records import PredictionStore, is_error
 from lift_jax.eval.report import write_report
 from lift_jax.judge import JudgeItem, judge
+from lift_jax.logfile import logging_to
 from lift_jax.models import LoadedModel, load
 from lift_jax.peft_io import import_peft_adapter
 from lift_jax.producer import check_generator
@@ -281,16 +282,5 @@ def run_benchmark(
     docs = benchmark.load_documents()
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(output_dir / "eval.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger("lift_jax")
-    root.addHandler(handler)
-    level = root.level
-    if root.getEffectiveLevel() > logging.INFO:
-        root.setLevel(logging.INFO)
-    try:
+    with logging_to(output_dir / "eval.log"):
         return evaluator.run(docs)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-        handler.close()
