@@ -299,7 +299,6 @@ def _train(
     pending: tuple[int, int, dict, float] | None = None  # metrics are read one step late: no host sync per step
     compute_s = 0.0
     tokens = 0
-    last_state = stream.state()
 
     def flush(p: tuple[int, int, dict, float]) -> None:
         nonlocal compute_s, tokens
@@ -319,8 +318,7 @@ def _train(
         metrics = trainer.train_step(batch)
         if pending is not None:
             flush(pending)
-        pending = (trainer.step, last_state["epoch"], metrics, t0)
-        last_state = state
+        pending = (trainer.step, state["epoch"], metrics, t0)  # the state after a batch is still in its epoch
         bar.update(1)
         if trainer.step % cfg.train.checkpoint_every == 0:
             flush(pending)  # every checkpointed step is in metrics.jsonl before the checkpoint exists

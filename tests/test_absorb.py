@@ -35,6 +35,8 @@ def test_training_starts_before_generation_finishes_and_run_dir_is_complete(tiny
     assert summary["steps"] == 3 * len(PAIRS) // 4
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == list(range(1, summary["steps"] + 1))
+    per_epoch = len(PAIRS) // 4
+    assert [m["epoch"] for m in metrics] == [e for e in (1, 2, 3) for _ in range(per_epoch)]
     assert metrics[-1]["loss"] < metrics[0]["loss"]
     for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "config.json", "timing.json"):
         assert (out / name).exists(), name
