@@ -15,8 +15,8 @@
 # example, Finetune-Raw chunks of 256 tokens, m = 5 pairs asked per sentence in 2 few-shot samples, generator
 # context 512 characters for NIAH, 1 NIAH sample per cell, greedy answers of at most 32 (SQuAD) / 64 (NIAH)
 # tokens, no judge. Measured wall time on the 2 cores (docs/results.md): about 100 min for SQuAD and 2 h 20 min
-# for NIAH, whose cells take about 4, 9 and 12 min at 1000, 2000 and 3000 tokens (so NIAH_LENGTHS=1000,1500,2000
-# saves about 40 min and adding 4000 costs about 75 min more).
+# for NIAH, whose cells take about 5, 10 and 12 min at 1000, 2000 and 3000 tokens (so NIAH_LENGTHS=1000,1500,2000
+# saves about 25 min and adding 4000 costs about 75 min more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
