@@ -59,12 +59,16 @@ class Answerer:
         self.window = context_tokens or loaded.spec.max_position_embeddings
         self.prefix_block = PREFIX_BLOCK
 
+    def document_budget(self, question: str) -> int:
+        """Document tokens that fit in the window beside `question`'s prompt and the answer."""
+        empty = encode_prompt(self.loaded.tokenizer, ICL_TEMPLATE.format(document="", question=question), self.fmt)
+        return self.window - len(empty) - self.params.max_new_tokens
+
     def _with_context(self, question: str, document: str) -> str:
         tok = self.loaded.tokenizer
-        empty = encode_prompt(tok, ICL_TEMPLATE.format(document="", question=question), self.fmt)
-        budget = self.window - len(empty) - self.params.max_new_tokens
         doc_ids = tok(document, add_special_tokens=False)["input_ids"]
-        return ICL_TEMPLATE.format(document=tok.decode(middle_truncate(doc_ids, budget)), question=question)
+        truncated = middle_truncate(doc_ids, self.document_budget(question))
+        return ICL_TEMPLATE.format(document=tok.decode(truncated), question=question)
 
     def answer(self, questions: Sequence[str], document: str | None = None) -> list[str]:
         """Greedy (or sampled, per params) answers to `questions`, with the truncated document if given."""

@@ -27,6 +27,9 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.system_prompt = ""
     cfg.use_chat_template = True
     cfg.raw_chunk_tokens = 256  # Finetune-Raw chunk length
+    # Folder for caches a method keeps beyond qa_cache (e.g. <shared_cache_dir>/teacher_cache), shared by runs;
+    # '' = inside output_dir. The eval harness sets it to its own output_dir.
+    cfg.shared_cache_dir = ""
     cfg.generator = generator_config()
 
     cfg.lora = ml_collections.ConfigDict()

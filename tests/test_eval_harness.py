@@ -18,7 +18,7 @@ import lift_jax.eval.harness as harness
 from lift_jax.ask import Answerer
 from lift_jax.eval import loogle, niah, squad
 from lift_jax.eval.adapters import base_model
-from lift_jax.eval.config import eval_config, parse_methods
+from lift_jax.eval.config import absorb_method, eval_config, parse_methods
 from lift_jax.eval.harness import Evaluator, run_benchmark, run_dir_name
 from lift_jax.eval.squad import squad_benchmark
 from lift_jax.lora import LoRAConfig, apply_lora, lora_modules
@@ -223,6 +223,9 @@ def test_bad_fields_are_one_error_line(capsys, tmp_path):
 
 def test_methods_and_run_dir_names():
     assert parse_methods(" icl, lift,lift+icl,icl ") == ("icl", "lift", "lift+icl")
+    assert parse_methods("base,raw+icl,lift+raw") == ("base", "raw+icl", "lift+raw")
+    assert [absorb_method(m) for m in ("base", "icl", "lift", "lift+icl", "lift+raw", "lift+raw+icl")] == [
+        None, None, "lift", "lift", "lift+raw", "lift+raw"]
     with pytest.raises(ValueError, match="no methods"):
         parse_methods(" , ")
     names = {run_dir_name(x) for x in ("Super_Bowl_50/0", "Super_Bowl_50_0", "longdep_qa:1", "L1000_D0.25_S0")}

@@ -7,6 +7,7 @@ import pytest
 from lift_jax.eval.metrics import (
     aggregate,
     by_category,
+    contains_answer,
     exact_match,
     f1_score,
     keyword_scorer,
@@ -78,3 +79,18 @@ def test_by_category_uses_the_paper_order() -> None:
     result = by_category(rows)
     assert list(result) == ["comprehension_and_reasoning", "timeline_reorder", "other"]
     assert result["timeline_reorder"] == {"n": 2, "f1": 50.0}
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answers", "contained"),
+    [
+        ("It was the Denver Broncos, clearly.", ["Denver Broncos"], 1.0),
+        ("Denver", ["Denver Broncos"], 0.0),
+        ("Denverites", ["Denver"], 0.0),  # whole words only
+        ("Santa Clara", ["Levi's Stadium", "Santa Clara, California", "Santa Clara"], 1.0),
+        ("anything", ["the"], 0.0),  # a gold answer that normalises to nothing matches nothing
+        ("x", [], 0.0),
+    ],
+)
+def test_contains_answer(prediction: str, answers: list[str], contained: float) -> None:
+    assert contains_answer(prediction, answers) == contained

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lift_jax.eval.metrics import SQUAD_METRICS, niah_metrics
+from lift_jax.eval.metrics import LOOGLE_METRICS, SQUAD_METRICS, niah_metrics
 from lift_jax.eval.records import PredictionStore, summarize, summary_markdown, write_summary
 
 
@@ -133,19 +133,21 @@ SQUAD_RECORDS = [
 def test_squad_summary_files_exact(tmp_path: Path) -> None:
     summary = summarize(SQUAD_RECORDS, SQUAD_METRICS)
     # icl: EM (1 + 0) / 2; F1 (1 + 2/3) / 2 = 83.33; judge 1 of 2
+    # contains_answer: "the Denver Broncos" holds the gold answer, "Denver" does not
     assert summary == {
-        "icl": {"n": 2, "errors": 0, "exact_match": 50.0, "f1": 83.33, "judge": 50.0, "judge_n": 2},
-        "lift": {"n": 1, "errors": 1, "exact_match": 0.0, "f1": 0.0},
+        "icl": {"n": 2, "errors": 0, "exact_match": 50.0, "f1": 83.33, "contains_answer": 50.0, "judge": 50.0,
+                "judge_n": 2},
+        "lift": {"n": 1, "errors": 1, "exact_match": 0.0, "f1": 0.0, "contains_answer": 0.0},
     }
     json_path, md_path = write_summary(tmp_path, summary, title="SQuAD")
     assert json.loads(json_path.read_text()) == summary
     assert md_path.read_text() == (
         "# SQuAD\n"
         "\n"
-        "| method | n | errors | exact_match | f1 | judge | judge_n |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-        "| icl | 2 | 0 | 50.00 | 83.33 | 50.00 | 2 |\n"
-        "| lift | 1 | 1 | 0.00 | 0.00 | - | - |\n"
+        "| method | n | errors | exact_match | f1 | contains_answer | judge | judge_n |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| icl | 2 | 0 | 50.00 | 83.33 | 50.00 | 50.00 | 2 |\n"
+        "| lift | 1 | 1 | 0.00 | 0.00 | 0.00 | - | - |\n"
     )
     # rewriting replaces the files and leaves no temporary files behind
     write_summary(tmp_path, {"icl": {"n": 0, "errors": 2}}, title="SQuAD")
@@ -161,7 +163,7 @@ def test_loogle_categories_and_niah_keywords() -> None:
         ),
         record("d:1:2", "lift", prediction="nothing", category="computation", judge=True),
     ]
-    summary = summarize(records, SQUAD_METRICS)
+    summary = summarize(records, LOOGLE_METRICS)
     assert summary["lift"]["categories"] == {
         "comprehension_and_reasoning": {"n": 1, "exact_match": 0.0, "f1": 66.67, "judge": 0.0},
         "computation": {"n": 2, "exact_match": 50.0, "f1": 50.0, "judge": 100.0},
@@ -184,3 +186,34 @@ def test_loogle_categories_and_niah_keywords() -> None:
 def test_judge_must_be_bool() -> None:
     with pytest.raises(ValueError, match="must be a bool"):
         summarize([record("a", "icl", judge="True")], SQUAD_METRICS)
+
+
+def test_in_window_splits_every_metric_and_error_count() -> None:
+    records = [
+        record("a", "icl", prediction="gold", in_window=True),
+        record("b", "icl", prediction="gold medal", in_window=False),  # F1 2/3, holds the gold answer
+        record("c", "icl", in_window=False, error="boom"),
+        record("d", "lift", prediction="no", in_window=True),
+        record("e", "lift", prediction="gold"),  # no in_window: counted in the whole only
+    ]
+    summary = summarize(records, SQUAD_METRICS)
+    assert summary == {
+        "icl": {"n": 2, "errors": 1, "exact_match": 50.0, "f1": 83.33, "contains_answer": 100.0, "in_window": {
+            "inside": {"n": 1, "errors": 0, "exact_match": 100.0, "f1": 100.0, "contains_answer": 100.0},
+            "outside": {"n": 1, "errors": 1, "exact_match": 0.0, "f1": 66.67, "contains_answer": 100.0}}},
+        "lift": {"n": 2, "errors": 0, "exact_match": 50.0, "f1": 50.0, "contains_answer": 50.0, "in_window": {
+            "inside": {"n": 1, "errors": 0, "exact_match": 0.0, "f1": 0.0, "contains_answer": 0.0},
+            "outside": {"n": 0, "errors": 0}}},
+    }
+    assert summary_markdown(summary, "SQuAD").endswith(
+        "## Inside / outside the truncated-ICL window\n"
+        "\n"
+        "| method | answer passage | n | errors | exact_match | f1 | contains_answer |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+        "| icl | all | 2 | 1 | 50.00 | 83.33 | 100.00 |\n"
+        "| icl | inside | 1 | 0 | 100.00 | 100.00 | 100.00 |\n"
+        "| icl | outside | 1 | 1 | 0.00 | 66.67 | 100.00 |\n"
+        "| lift | all | 2 | 0 | 50.00 | 50.00 | 50.00 |\n"
+        "| lift | inside | 1 | 0 | 0.00 | 0.00 | 0.00 |\n"
+        "| lift | outside | 0 | 0 | - | - | - |\n"
+    )

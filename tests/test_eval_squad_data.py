@@ -98,3 +98,47 @@ def test_malformed_records(tmp_path: Path, content: str, message: str) -> None:
     with pytest.raises(BenchmarkFormatError) as info:
         load_squad(path)
     assert str(info.value).startswith(f"{path}: {message}")
+
+
+ARTICLES = FIXTURES / "squad_articles.json"
+
+
+def test_article_mode_builds_one_document_per_article() -> None:
+    docs = load_squad(ARTICLES, unit="article")
+    assert [d.id for d in docs] == ["Animals", "Warsaw"]
+    animals, warsaw = docs
+    assert [q.id for q in animals.questions] == ["a1", "a2", "a3", "a4", "a5", "a6"]
+    assert [q.passage for q in animals.questions] == [0, 1, 1, 2, 3, 4]
+    assert [(q.id, q.passage) for q in warsaw.questions] == [("w1", 0)]
+    paragraphs = [p.text for p in load_squad(ARTICLES) if p.title == "Animals"]
+    assert len(paragraphs) == 5 and animals.text == "\n\n".join(paragraphs)
+    assert [animals.text[a:b] for a, b in animals.passages] == paragraphs
+    # every gold answer lies in the paragraph its question points to
+    for q in animals.questions:
+        start, end = animals.passages[q.passage]
+        assert q.answers[0] in animals.text[start:end]
+    assert warsaw.passages == ((0, len(warsaw.text)),)
+
+
+def test_article_mode_counts_articles_and_selects_titles() -> None:
+    assert [d.id for d in load_squad(ARTICLES, max_documents=1, unit="article")] == ["Animals"]
+    assert [d.id for d in load_squad(ARTICLES, unit="article", titles=["Warsaw"])] == ["Warsaw"]
+    assert [d.id for d in load_squad(ARTICLES, titles=["Warsaw"])] == ["Warsaw/0"]  # paragraph mode too
+    assert len(load_squad(paths.squad_file(), unit="article")) == 24
+    with pytest.raises(ValueError, match="no article with \"title\" 'Paris'"):
+        load_squad(ARTICLES, unit="article", titles=["Warsaw", "Paris"])
+    with pytest.raises(ValueError, match="document_unit='page' is unknown; use paragraph or article"):
+        load_squad(ARTICLES, unit="page")
+
+
+@pytest.mark.parametrize("unit", ["paragraph", "article"])
+def test_malformed_articles_name_the_record(unit: str) -> None:
+    path = FIXTURES / "squad_article_no_paragraphs.json"
+    with pytest.raises(BenchmarkFormatError) as info:
+        load_squad(path, unit=unit)
+    assert str(info.value) == f'{path}: data[1]: article "Empty" has no paragraphs'
+    path = FIXTURES / "squad_empty_answers.json"
+    with pytest.raises(BenchmarkFormatError) as info:
+        load_squad(path, unit=unit)
+    assert str(info.value) == (f'{path}: data[0].paragraphs[1].qas[1]: "answers" is empty (SQuAD v1.1 needs a '
+                               "gold answer)")

@@ -21,23 +21,30 @@ class BenchmarkFormatError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class QAItem:
-    """One benchmark question with its gold answers (and, for LooGLE, its category and evidence)."""
+    """One benchmark question with its gold answers (and, for LooGLE, its category and evidence).
+
+    `passage` indexes the document's `passages`: the span that holds the answer (a SQuAD article's paragraph,
+    the NIAH needle); the harness reports whether it lies inside the truncated-ICL window.
+    """
 
     id: str
     question: str
     answers: tuple[str, ...]
     category: str | None = None
     evidence: tuple[str, ...] = ()
+    passage: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Document:
-    """One document to absorb, with the questions asked about it."""
+    """One document to absorb, with the questions asked about it and the character spans [start, end) of the
+    passages its questions point to (empty when its questions do not say where their answers are)."""
 
     id: str
     title: str
     text: str
     questions: tuple[QAItem, ...]
+    passages: tuple[tuple[int, int], ...] = ()
 
 
 def kind_name(value: object) -> str:

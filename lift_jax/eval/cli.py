@@ -10,6 +10,7 @@ from pathlib import Path
 import ml_collections
 
 from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
+from lift_jax.config import METHODS
 from lift_jax.eval.harness import Benchmark, run_benchmark
 from lift_jax.eval.records import SUMMARY_MD
 from lift_jax.judge import JudgeUnavailable
@@ -20,10 +21,12 @@ from lift_jax.synth.generators import GeneratorUnavailable
 
 COMMON_USAGE = """
 Fields (each `--config.<field>=VALUE`): data (benchmark file or folder), max_documents (first N; 0 = all),
-methods (comma list of lift, raw (Finetune-Raw), lift+raw (LIFT + segmented LM), icl (truncated ICL with the
-base model), lift+icl), output_dir, judge.enabled (+ judge.base_url, judge.model, ...), eval.* (answer batch
-size, shared QA cache, checkpoint clean-up), and every absorb field: model_path, generator.*, lora.*, train.*,
-ask.* (max_new_tokens, context_tokens), mesh.*.
+methods (comma list of: base (the untouched model, no document), icl (truncated ICL with the base model), an
+absorb method ({absorbed}: its adapter, no document), or an absorb method + icl (its adapter and the truncated
+document, e.g. lift+icl)), output_dir, judge.enabled (+ judge.base_url, judge.model, ...), eval.* (answer batch
+size, shared caches, checkpoint clean-up), and every absorb field: model_path, generator.*, lora.*, train.*,
+ask.* (max_new_tokens, context_tokens: the truncated-ICL window of icl and every +icl method, 0 = the model's),
+mesh.*.
 
 Writes output_dir/predictions.jsonl (one line per question and method), summary.json, summary.md, eval.log and
 one absorb run per document and method in output_dir/runs/. Rerunning the same command resumes: finished
@@ -67,7 +70,8 @@ def eval_main(
     """Parse the config, run the harness, print the summary table; bad input is one `error:` line, exit 2."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        cfg = parse_config_args(argv, default_config, usage + COMMON_USAGE)
+        common = COMMON_USAGE.format(absorbed=", ".join(METHODS))
+        cfg = parse_config_args(argv, default_config, usage + common)
         enable_compilation_cache()
         log_to_stderr()
         run_benchmark(cfg, make_benchmark(cfg))

@@ -1,25 +1,36 @@
 """Evaluation configs: an absorb config (model, generator, lora, train, ask) plus the harness fields.
 
 Harness fields, each overridable as `--config.<field>=...`: `data` (benchmark file or folder),
-`max_documents` (first N documents; 0 = all), `methods` (comma list of EVAL_METHODS), `output_dir`, the
+`max_documents` (first N documents; 0 = all), `methods` (comma list of eval_methods()), `output_dir`, the
 `judge` group (`judge.enabled` plus the judge server settings) and the `eval` group (answer batch size, the
-shared QA cache, checkpoint clean-up).
+shared caches, checkpoint clean-up).
+
+Methods: every absorb method of lift_jax.config.METHODS answers with its adapter and no document;
+`<method>+icl` answers with that adapter and the middle-truncated document (ask.context_tokens); `icl` answers
+with the untouched base model and the truncated document (the paper's truncated-ICL baseline); `base` with the
+untouched base model and no document (closed book).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from lift_jax.config import METHODS, load_config_file
+from lift_jax import config as absorb_config
 from lift_jax.judge import judge_config
 
-ICL_METHODS = ("icl", "lift+icl")
-EVAL_METHODS = (*METHODS, *ICL_METHODS)
+BASE_MODEL_METHODS = ("base", "icl")  # answered by the untouched base model, no absorb
+ICL_SUFFIX = "+icl"
+
+
+def eval_methods() -> tuple[str, ...]:
+    """Every method the harness runs: base, icl, each absorb method and each absorb method + icl."""
+    absorbed = tuple(absorb_config.METHODS)
+    return (*BASE_MODEL_METHODS, *absorbed, *(m + ICL_SUFFIX for m in absorbed))
 
 
 def eval_config(benchmark: str, data: str, methods: str, base: str = "smollm2_135m") -> ml_collections.ConfigDict:
     """The `base` absorb config with the harness fields of `benchmark` added."""
-    cfg = load_config_file(base)
+    cfg = absorb_config.load_config_file(base)
     cfg.data = data
     cfg.max_documents = 0
     cfg.methods = methods
@@ -29,28 +40,43 @@ def eval_config(benchmark: str, data: str, methods: str, base: str = "smollm2_13
     cfg.judge.enabled = False
     cfg.eval = ml_collections.ConfigDict()
     cfg.eval.answer_batch_size = 8  # questions decoded together
-    cfg.eval.shared_qa_cache = True  # one QA cache (output_dir/qa_cache) for every document and method
+    # One QA cache (output_dir/qa_cache) for every document and method, and shared_cache_dir = output_dir for
+    # the other caches of a method (e.g. output_dir/teacher_cache); False: each run keeps its own.
+    cfg.eval.shared_qa_cache = True
     cfg.eval.keep_checkpoints = False  # drop a run's training checkpoints once its adapter is exported
     cfg.eval.progress = True  # tqdm bars of generation and training
     return cfg
 
 
 def parse_methods(text: str) -> tuple[str, ...]:
-    """The comma list `text` as methods in the given order, duplicates dropped; ValueError names a bad one."""
+    """The comma list `text` as methods in the given order, duplicates dropped; ValueError names a bad one and
+    lists the valid ones."""
+    valid = eval_methods()
     methods = tuple(dict.fromkeys(m.strip() for m in str(text).split(",") if m.strip()))
     if not methods:
-        raise ValueError(f"no methods given; use a comma list of {', '.join(EVAL_METHODS)}")
-    unknown = [m for m in methods if m not in EVAL_METHODS]
+        raise ValueError(f"no methods given; use a comma list of {', '.join(valid)}")
+    unknown = [m for m in methods if m not in valid]
     if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r} in methods={text!r}; use {', '.join(EVAL_METHODS)}")
+        raise ValueError(f"unknown method {unknown[0]!r} in methods={text!r}; use {', '.join(valid)}")
     return methods
 
 
 def absorb_method(method: str) -> str | None:
-    """The absorb run a method answers with: `lift+icl` uses the `lift` adapter, `icl` none."""
-    if method == "icl":
+    """The absorb run a method answers with: `<m>+icl` uses the `<m>` adapter, `base` and `icl` none."""
+    if method in BASE_MODEL_METHODS:
         return None
-    return "lift" if method == "lift+icl" else method
+    return method.removesuffix(ICL_SUFFIX)
+
+
+def reads_document(method: str) -> bool:
+    """True when the method answers with the middle-truncated document in its prompt."""
+    return method == "icl" or method.endswith(ICL_SUFFIX)
+
+
+def generates_qa(absorbed: str) -> bool:
+    """True for the absorb methods that train on generated QA pairs (need the generator and the QA cache): `lift`
+    and every `lift+...` variant."""
+    return absorbed == "lift" or absorbed.startswith("lift+")
 
 
 def check_eval_config(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -64,4 +90,6 @@ def check_eval_config(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
         raise ValueError("no output directory given; pass --config.output_dir=DIR")
     if cfg.eval.answer_batch_size < 1:
         raise ValueError(f"eval.answer_batch_size must be at least 1, got {cfg.eval.answer_batch_size}")
+    if cfg.ask.context_tokens < 0:
+        raise ValueError(f"ask.context_tokens must be >= 0 (0 = the model's window), got {cfg.ask.context_tokens}")
     return methods

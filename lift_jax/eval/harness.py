@@ -1,12 +1,16 @@
 """The evaluation loop shared by the NIAH, SQuAD and LooGLE harnesses.
 
-The base model is loaded once. Per document, each absorb method (`lift`, `raw`, `lift+raw`) gets a fresh
-adapter through `absorb_document` (run directory `output_dir/runs/<doc>/<method>`), and its questions are
-answered without the document; `lift+icl` answers with the `lift` adapter and the middle-truncated document;
-`icl` answers with the base model (adapters swapped out) and the truncated document. Every answer is appended
-to `output_dir/predictions.jsonl` as soon as it exists, so a rerun skips (document, method) pairs whose
-questions are all answered and retries errored ones (with the adapter a finished absorb exported, or by
-resuming an interrupted absorb). Offline metrics always; the LLM judge when `judge.enabled`.
+The base model is loaded once. Per document, each absorb method of lift_jax.config.METHODS (`lift`, `raw`,
+`lift+raw`, ...) gets a fresh adapter through `absorb_document` (run directory
+`output_dir/runs/<doc>/<method>`, QA cache `output_dir/qa_cache` and `shared_cache_dir` = output_dir shared by
+all runs), and its questions are answered without the document; `<method>+icl` answers with that adapter and
+the middle-truncated document (ask.context_tokens); `icl` answers with the base model (adapters swapped out)
+and the truncated document, `base` with the base model and no document. Every answer is appended to
+`output_dir/predictions.jsonl` as soon as it exists, so a rerun skips (document, method) pairs whose questions
+are all answered and retries errored ones (with the adapter a finished absorb exported, or by resuming an
+interrupted absorb). A question whose document marks its answer passage gets `in_window`, `position` and
+`window_edges` (lift_jax.eval.window) in every method's record. Offline metrics always (split by in_window
+when there is one); the LLM judge when `judge.enabled`.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from lift_jax.absorb import Timing, absorb_document, prompt_format
 from lift_jax.ask import Answerer
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.benchmark import Document, QAItem
-from lift_jax.eval.config import absorb_method, check_eval_config
+from lift_jax.eval.config import BASE_MODEL_METHODS, absorb_method, check_eval_config, generates_qa, reads_document
 from lift_jax.eval.metrics import Scorer
 from lift_jax.eval.qa_share import coverage, link_shared_cache
 from lift_jax.eval.records import PredictionStore, is_error
 from lift_jax.eval.report import write_report
+from lift_jax.eval.window import Placement, place_questions
 from lift_jax.judge import JudgeItem, judge
 from lift_jax.logfile import logging_to
 from lift_jax.models import LoadedModel, load
@@ -46,7 +51,6 @@ from lift_jax.synth.cache import CacheError
 from lift_jax.synth.generators import GeneratorUnavailable
 
 log = logging.getLogger("lift_jax.eval")
-GENERATING = ("lift", "lift+raw")
 FATAL = (GeneratorUnavailable, CacheError, MemoryError)  # stop the run instead of recording an error
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -88,6 +92,7 @@ class Evaluator:
         self._loaded: LoadedModel | None = None
         self._mesh: Any = None
         self._answerer: Answerer | None = None
+        self._placements: dict[str, dict[str, Placement]] = {}  # doc id -> question id -> placement
 
     # -- model -------------------------------------------------------------------------------------------------
     def _model(self) -> tuple[LoadedModel, Answerer]:
@@ -119,7 +124,7 @@ class Evaluator:
         skipped = len(docs) - len(work)
         log.info("%s: %d documents, %d with work left (%d done), methods %s", self.benchmark.name, len(docs),
                  len(work), skipped, ",".join(self.methods))
-        if any(m in GENERATING for _, todo in work for m in map(absorb_method, todo)):
+        if any(generates_qa(m) for _, todo in work for m in map(absorb_method, todo) if m is not None):
             check_generator(self.cfg)  # fail fast: an unreachable server stops the run before any absorb
         for number, (doc, todo) in enumerate(work, start=1):
             self._document(doc, todo, f"[{number}/{len(work)}] {doc.id}")
@@ -135,7 +140,8 @@ class Evaluator:
             groups.setdefault(absorb_method(method), []).append(method)
         for run_method, methods in groups.items():
             if run_method is None:
-                self._answer(doc, "icl", todo["icl"], {}, label)
+                for method in methods:
+                    self._answer(doc, method, todo[method], {}, label)
                 continue
             try:
                 stats = self._absorb(doc, run_method, label)
@@ -165,8 +171,10 @@ class Evaluator:
                     "adapter_reused": True}
         run_cfg = copy.deepcopy(self.cfg)
         run_cfg.method, run_cfg.output_dir = method, str(run_dir)
+        if self.cfg.eval.shared_qa_cache and not run_cfg.shared_cache_dir:
+            run_cfg.shared_cache_dir = str(self.output_dir)
         before = None
-        if method in GENERATING:
+        if generates_qa(method):
             shared = self.output_dir / "qa_cache"
             if self.cfg.eval.shared_qa_cache and link_shared_cache(run_dir, shared):
                 cache_dir = shared
@@ -191,14 +199,14 @@ class Evaluator:
     def _answer(self, doc: Document, method: str, items: list[QAItem], stats: dict[str, Any], label: str) -> bool:
         """Answer `items` with `method`, record each answer (or the error); True when none failed."""
         loaded, answerer = self._model()
-        context = doc.text if method in ("icl", "lift+icl") else None
+        context = doc.text if reads_document(method) else None
         size = self.cfg.eval.answer_batch_size
         results: list[tuple[str, str | None]] = []
         began = time.perf_counter()
         for start in range(0, len(items), size):
             batch = items[start : start + size]
             try:
-                if method == "icl":
+                if method in BASE_MODEL_METHODS:
                     with base_model(loaded.module):
                         answers = answerer.answer([q.question for q in batch], context)
                 else:
@@ -235,10 +243,21 @@ class Evaluator:
         if item.category is not None:
             record["category"] = item.category
         record.update(self.benchmark.record_fields(doc, item))
+        placement = self._placement(doc).get(item.id)
+        if placement is not None:
+            record.update(placement.fields())
         record.update(timing)
         if error is not None:
             record["error"] = error
         return record
+
+    def _placement(self, doc: Document) -> dict[str, Placement]:
+        """Where each question's answer passage lies relative to the truncated-ICL window (the same for every
+        method: it is the window `icl` and `<method>+icl` see)."""
+        if doc.id not in self._placements:
+            spans = {q.id: (q.question, doc.passages[q.passage]) for q in doc.questions if q.passage is not None}
+            self._placements[doc.id] = place_questions(self._model()[1], doc.text, spans) if spans else {}
+        return self._placements[doc.id]
 
     # -- judge and summary -------------------------------------------------------------------------------------
     def finish(self) -> dict[str, dict[str, Any]]:
@@ -251,7 +270,8 @@ class Evaluator:
 
     def _report(self) -> dict[str, dict[str, Any]]:
         records = self.store.records()
-        summary = write_report(self.output_dir, records, self.benchmark.metrics, self.benchmark.title)
+        summary = write_report(self.output_dir, records, self.benchmark.metrics, self.benchmark.title,
+                               self.cfg.ask.context_tokens)
         if self.benchmark.finish is not None and records:
             for path in self.benchmark.finish(self.output_dir, records):
                 log.info("wrote %s", path)

@@ -1,4 +1,5 @@
-"""Offline scores: SQuAD v1.1 exact match / F1, NIAH keyword accuracy, and their aggregation in percent."""
+"""Offline scores: SQuAD v1.1 exact match / F1 / gold answer contained, NIAH keyword accuracy, and their
+aggregation in percent."""
 
 from __future__ import annotations
 
@@ -54,6 +55,13 @@ def f1_score(prediction: str, answers: Sequence[str]) -> float:
     return max((_f1(prediction, gold) for gold in answers), default=0.0)
 
 
+def contains_answer(prediction: str, answers: Sequence[str]) -> float:
+    """1.0 if some normalised gold answer occurs in the normalised prediction as whole words, else 0.0."""
+    padded = f" {normalize_answer(prediction)} "
+    return max((float(bool(gold) and f" {gold} " in padded) for gold in map(normalize_answer, answers)),
+               default=0.0)
+
+
 def keywords_found(prediction: str, keywords: Sequence[str] = NIAH_KEYWORDS) -> bool:
     """True iff every keyword occurs in the prediction (case-insensitive)."""
     lowered = prediction.lower()
@@ -70,8 +78,8 @@ def keyword_scorer(keywords: Sequence[str] = NIAH_KEYWORDS) -> Scorer:
     return score
 
 
-SQUAD_METRICS: dict[str, Scorer] = {"exact_match": exact_match, "f1": f1_score}
-LOOGLE_METRICS: dict[str, Scorer] = SQUAD_METRICS
+LOOGLE_METRICS: dict[str, Scorer] = {"exact_match": exact_match, "f1": f1_score}
+SQUAD_METRICS: dict[str, Scorer] = {**LOOGLE_METRICS, "contains_answer": contains_answer}
 
 
 def niah_metrics(keywords: Sequence[str] = NIAH_KEYWORDS) -> dict[str, Scorer]:

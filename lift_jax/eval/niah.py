@@ -4,7 +4,9 @@ Needle in a Haystack: a grid of document lengths (tokens of the model's tokenize
 of the document, the needle at the nearest sentence boundary) x niah.samples documents per cell, each sample
 with its own essay order as distractor text. A prediction is correct when it holds every keyword. Writes a
 heatmap per method (output_dir/heatmap_<method>.png) beside the summary. Question ids are the cell ids
-(`L1000_D0.25_S0`: length, depth, sample).
+(`L1000_D0.25_S0`: length, depth, sample). Each record carries `in_window` (the whole needle lies inside the
+truncated-ICL window of ask.context_tokens tokens that icl and <method>+icl see) and the summary splits every
+metric inside / outside the window.
 NIAH fields: niah.lengths (comma list of ints), niah.depths (comma list of fractions in [0, 1]),
 niah.samples, niah.needle, niah.question, niah.keywords (comma list), niah.seed (essay orders); data is the
 folder of haystack essays (*.txt) and max_documents takes the first N cells of the grid.

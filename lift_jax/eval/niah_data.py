@@ -60,9 +60,10 @@ class NiahDocument:
         return self.cell.id
 
     def to_document(self) -> Document:
-        """As a benchmark Document with one question whose gold answer is the needle."""
-        item = QAItem(id=self.id, question=self.question, answers=(self.needle,))
-        return Document(id=self.id, title=self.id, text=self.text, questions=(item,))
+        """As a benchmark Document with one question whose gold answer is the needle, its passage the needle."""
+        item = QAItem(id=self.id, question=self.question, answers=(self.needle,), passage=0)
+        needle = (self.needle_start, self.needle_start + len(self.needle))
+        return Document(id=self.id, title=self.id, text=self.text, questions=(item,), passages=(needle,))
 
 
 def parse_cell_id(cell_id: str) -> NiahCell:

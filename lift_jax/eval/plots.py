@@ -1,8 +1,8 @@
-"""NIAH accuracy heatmap (matplotlib Agg canvas, no pyplot state)."""
+"""NIAH accuracy heatmap and score by position in the document (matplotlib Agg canvas, no pyplot state)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,63 @@ def plot_niah_heatmap(
     ax.set_ylabel("needle depth")
     ax.set_title(f"NIAH accuracy: {method}")
     fig.colorbar(image, ax=ax, label="accuracy")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def bin_means(points: Sequence[tuple[float, float]], bins: int) -> list[tuple[float, float, int]]:
+    """(bin centre, mean score, count) of each non-empty of `bins` equal bins of [0, 1] over (position, score)
+    points; position 1.0 falls in the last bin."""
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    sums, counts = [0.0] * bins, [0] * bins
+    for position, score in points:
+        if not 0.0 <= position <= 1.0:
+            raise ValueError(f"position {position} is not a fraction in [0, 1]")
+        b = min(int(position * bins), bins - 1)
+        sums[b] += score
+        counts[b] += 1
+    return [((b + 0.5) / bins, sums[b] / counts[b], counts[b]) for b in range(bins) if counts[b]]
+
+
+def plot_score_by_position(
+    points: Mapping[str, Sequence[tuple[float, float]]],
+    path: str | Path,
+    *,
+    window_edges: tuple[float, float] | None,
+    metric: str = "F1",
+    title: str = "",
+    bins: int = 10,
+    figsize: tuple[float, float] = (8.0, 5.0),
+    dpi: int = 100,
+) -> Path:
+    """Line plot PNG of the mean score (percent) against the question's position in the document, one line
+    per method from its (position fraction, score 0..100) points, binned into `bins` equal bins; the middle
+    that truncated ICL drops (between `window_edges`, fractions of the document) is shaded. Returns the path."""
+    if not any(points.values()):
+        raise ValueError("no scored questions to plot")
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if window_edges is not None and window_edges[0] < window_edges[1]:
+        head, tail = window_edges
+        ax.axvspan(head, tail, color="lightgrey", alpha=0.5, label="outside the ICL window")
+        for edge in (head, tail):
+            ax.axvline(edge, color="grey", linestyle="--", linewidth=1)
+    for method, method_points in points.items():
+        binned = bin_means(method_points, bins)
+        if binned:
+            xs, ys, _ = zip(*binned, strict=True)
+            ax.plot(xs, ys, marker="o", label=f"{method} (n={len(method_points)})")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("position of the answer's paragraph in the document (fraction of its tokens)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(title or f"{metric} by position in the document")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 A record holds at least `id`, `method`, `question`, `prediction` and `answers` (gold list); optional fields
 include `error` (the item failed and is retried on the next run), `judge` (bool verdict), `category`
-(LooGLE LongQA type, scored per category) and timings. Reruns append; the last line per (id, method) wins.
+(LooGLE LongQA type, scored per category), `in_window` (the answer passage lies inside the truncated-ICL
+window: scored inside / outside) and timings. Reruns append; the last line per (id, method) wins.
 """
 
 from __future__ import annotations
@@ -92,39 +93,64 @@ def _rounded(scores: Mapping[str, float]) -> dict[str, float]:
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}
 
 
+WINDOW_PARTS = {True: "inside", False: "outside"}  # the in_window split of a summary entry
+
+
+def _scores(record: Mapping[str, Any], metrics: Mapping[str, Scorer]) -> dict[str, float]:
+    scores = {name: scorer(str(record["prediction"]), list(record["answers"])) for name, scorer in metrics.items()}
+    verdict = record.get("judge")
+    if verdict is not None:
+        if not isinstance(verdict, bool):
+            raise ValueError(f"judge verdict of {record_key(record)} must be a bool, got {verdict!r}")
+        scores["judge"] = float(verdict)
+    return scores
+
+
+def _entry(rows: list[dict[str, float]], errors: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {"n": len(rows), "errors": errors}
+    entry.update(_rounded({k: v for k, v in aggregate(rows).items() if k != "n"}))
+    judged = sum("judge" in row for row in rows)
+    if judged:
+        entry["judge_n"] = judged
+    return entry
+
+
 def summarize(
     records: Iterable[Mapping[str, Any]], metrics: Mapping[str, Scorer]
 ) -> dict[str, dict[str, Any]]:
     """Per method: `n` scored items, `errors`, each metric and the `judge` score in percent (2 decimals).
 
-    `judge_n` counts the items with a verdict; records with a `category` add a `categories` breakdown.
+    `judge_n` counts the items with a verdict; records with a `category` add a `categories` breakdown; records
+    with a bool `in_window` add an `in_window` split: {"inside": entry, "outside": entry}, each entry with its
+    own `n`, `errors` and metrics over the records of that side of the truncated-ICL window.
     """
     groups: dict[str, dict[str, Any]] = {}
     for record in records:
-        group = groups.setdefault(str(record["method"]), {"rows": [], "errors": 0, "categories": []})
+        group = groups.setdefault(str(record["method"]), {"rows": [], "errors": 0, "categories": [], "window": {}})
+        side = record.get("in_window")
+        part = None
+        if isinstance(side, bool):
+            part = group["window"].setdefault(WINDOW_PARTS[side], {"rows": [], "errors": 0})
         if is_error(record):
             group["errors"] += 1
+            if part is not None:
+                part["errors"] += 1
             continue
-        answers = list(record["answers"])
-        scores = {name: scorer(str(record["prediction"]), answers) for name, scorer in metrics.items()}
-        verdict = record.get("judge")
-        if verdict is not None:
-            if not isinstance(verdict, bool):
-                raise ValueError(f"judge verdict of {record_key(record)} must be a bool, got {verdict!r}")
-            scores["judge"] = float(verdict)
+        scores = _scores(record, metrics)
         group["rows"].append(scores)
+        if part is not None:
+            part["rows"].append(scores)
         if record.get("category") is not None:
             group["categories"].append((str(record["category"]), scores))
 
     summary: dict[str, dict[str, Any]] = {}
     for method, group in groups.items():
-        entry: dict[str, Any] = {"n": len(group["rows"]), "errors": group["errors"]}
-        entry.update(_rounded({k: v for k, v in aggregate(group["rows"]).items() if k != "n"}))
-        judged = sum("judge" in row for row in group["rows"])
-        if judged:
-            entry["judge_n"] = judged
+        entry = _entry(group["rows"], group["errors"])
         if group["categories"]:
             entry["categories"] = {c: _rounded(s) for c, s in by_category(group["categories"]).items()}
+        if group["window"]:
+            parts = {name: group["window"].get(name, {"rows": [], "errors": 0}) for name in WINDOW_PARTS.values()}
+            entry["in_window"] = {name: _entry(part["rows"], part["errors"]) for name, part in parts.items()}
         summary[method] = entry
     return summary
 
@@ -148,7 +174,8 @@ def markdown_table(header: list[str], rows: list[list[Any]], numeric_from: int) 
 
 
 def summary_markdown(summary: Mapping[str, Mapping[str, Any]], title: str = "Results") -> str:
-    """The summary as markdown: one row per method, then a per-category table when there are categories."""
+    """The summary as markdown: one row per method, then a per-category table when there are categories and a
+    table of all / inside / outside the truncated-ICL window when there is an in_window split."""
     columns = _columns(summary.values())
     rows = [[method, *(entry.get(c) for c in columns)] for method, entry in summary.items()]
     lines = [f"# {title}", "", *markdown_table(["method", *columns], rows, numeric_from=1)]
@@ -162,6 +189,17 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Any]], title: str = "Res
         ]
         header = ["method", "category", *cat_columns]
         lines += ["", "## Per category", "", *markdown_table(header, cat_rows, numeric_from=2)]
+    split = {m: e for m, e in summary.items() if "in_window" in e}
+    if split:
+        part_columns = _columns(part for e in split.values() for part in e["in_window"].values())
+        part_rows = [
+            [method, name, *(part.get(c) for c in part_columns)]
+            for method, e in split.items()
+            for name, part in {"all": e, **e["in_window"]}.items()
+        ]
+        header = ["method", "answer passage", *part_columns]
+        lines += ["", "## Inside / outside the truncated-ICL window", "",
+                  *markdown_table(header, part_rows, numeric_from=2)]
     return "\n".join(lines) + "\n"
 
 

@@ -60,12 +60,20 @@ def timing_markdown(records: Iterable[Mapping[str, Any]]) -> str:
 
 
 def write_report(
-    output_dir: Path, records: list[dict[str, Any]], metrics: Mapping[str, Scorer], title: str
+    output_dir: Path,
+    records: list[dict[str, Any]],
+    metrics: Mapping[str, Scorer],
+    title: str,
+    context_tokens: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """summary.json / summary.md: scores per method (records.summarize) plus the timing summary, and the
-    per-document wall-time table in the markdown. Returns the summary."""
+    per-document wall-time table in the markdown. `context_tokens` (the truncated-ICL window, ask.context_tokens;
+    0 = the model's) is stated in every method's entry. Returns the summary."""
     summary = summarize(records, metrics)
     for method, timing in timing_summary(records).items():
         summary.setdefault(method, {"n": 0, "errors": 0}).update(timing)
+    if context_tokens is not None:
+        for entry in summary.values():
+            entry["context_tokens"] = context_tokens
     write_summary(output_dir, summary, title, appendix=timing_markdown(records))
     return summary
