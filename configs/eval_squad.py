@@ -9,7 +9,7 @@ def get_config():
     cfg = eval_config("squad", str(squad_file()), "icl,lift,raw")
     cfg.max_documents = 20
     cfg.document_unit = "paragraph"  # or "article": one document per article, all its paragraphs
-    cfg.titles = ""  # comma list: only the articles with these titles ('' = all)
+    cfg.titles = ""  # 'A|B': only the articles with these titles, '|'-separated as titles hold commas ('' = all)
     cfg.train.batch_size = 4  # a paragraph gives a few pairs: smaller batches pad less on a CPU
     cfg.ask.max_new_tokens = 32  # SQuAD answers are short spans
     return cfg

@@ -45,3 +45,29 @@ python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
 
 echo
 echo "tables: $out/squad/summary.md, $out/niah/summary.md; heatmaps: $out/niah/heatmap_*.png; logs: */eval.log"
+
+# ---- Beyond the window (issue 17) ---------------------------------------------------------------------------
+# Documents longer than the truncated-ICL window, the paper's regime at CPU scale: ask.context_tokens=512 (prompt,
+# document and answer), so icl and lift+icl see the first and last ~210 document tokens only. Every record gets
+# in_window (its answer paragraph / the needle lies wholly inside that window); summary.md splits every metric
+# into all / inside / outside; squad_window/f1_by_position.png plots F1 against the paragraph's position.
+# 3. SQuAD articles (one document per article, every question of it): Construction (3043 tokens, 98 questions)
+#    and 1973_oil_crisis (3910 tokens, 106 questions), SmolLM2 tokens. Other 2-4K-token articles of the file:
+#    Victoria_(Australia) 3791 / 124, Geology 3879 / 116, Jacksonville,_Florida 3971 / 96 (titles are '|'-separated).
+# 4. NIAH at 2000 and 4000 tokens x the 5 depths, the same window.
+# WINDOW_METHODS (default base,icl,lift,lift+icl) takes any eval method, e.g. add lift+cd once it exists.
+window_methods=${WINDOW_METHODS:-base,icl,lift,lift+icl}
+
+echo "== SQuAD articles beyond the window -> $out/squad_window"
+python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" \
+  --config.document_unit=article --config.titles='Construction|1973_oil_crisis' --config.max_documents=0 \
+  --config.methods="$window_methods" --config.ask.context_tokens=512 --config.ask.max_new_tokens=32 \
+  --config.output_dir="$out/squad_window"
+
+echo "== NIAH beyond the window -> $out/niah_window"
+python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
+  --config.niah.lengths=2000,4000 --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
+  --config.generator.max_context_chars=512 --config.methods="$window_methods" --config.ask.context_tokens=512 \
+  --config.output_dir="$out/niah_window"
+
+echo "beyond the window: $out/squad_window/summary.md (+ f1_by_position.png), $out/niah_window/summary.md"

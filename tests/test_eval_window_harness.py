@@ -215,3 +215,11 @@ def test_niah_needle_inside_or_outside_the_window(tiny_checkpoints, tmp_path, mo
                                            "outside": {"n": 1, "errors": 0, "keyword_accuracy": 100.0}}
     assert summary["base"]["keyword_accuracy"] == 0.0
     assert all(keywords_found(r["prediction"]) == (r["method"] == "icl") for r in records)
+
+
+def test_titles_select_articles_in_file_order(tmp_path):
+    cfg = article_config(Path("unused"), tmp_path, "icl")
+    cfg.titles = "Warsaw | Animals"
+    assert [d.id for d in squad_benchmark(cfg).load_documents()] == ["Animals", "Warsaw"]
+    cfg.max_documents = 1
+    assert [d.id for d in squad_benchmark(cfg).load_documents()] == ["Animals"]

@@ -8,9 +8,9 @@ lines in order, with every question of the article; max_documents counts article
 window of ask.context_tokens tokens that icl and <method>+icl see), `position` and `window_edges` (fractions of
 the document's tokens); the summary splits every metric inside / outside the window and
 output_dir/f1_by_position.png plots F1 against the paragraph's position, one line per method.
-titles (comma list) keeps only the articles with those titles. Exact match, F1 (official normalisation, max
-over the gold answers) and contains_answer (a gold answer inside the prediction) per method, plus the LLM judge
-when judge.enabled.
+titles='A|B' keeps only the articles with those titles ('|'-separated: titles hold commas). Exact match, F1
+(official normalisation, max over the gold answers) and contains_answer (a gold answer inside the prediction)
+per method, plus the LLM judge when judge.enabled.
 Example: python -m lift_jax.eval.squad --config.data=FILE --config.document_unit=article --config.max_documents=2
 --config.methods=base,icl,lift,lift+icl --config.ask.context_tokens=512 --config.output_dir=DIR
 """
@@ -59,7 +59,7 @@ def squad_benchmark(cfg: ml_collections.ConfigDict) -> Benchmark:
     `cfg.document_unit = "article"` (only those in `cfg.titles` when set)."""
     unit = cfg.get("document_unit", "paragraph")  # configs not made from eval_squad lack the SQuAD fields
     article = unit == "article"
-    titles = tuple(t.strip() for t in str(cfg.get("titles", "")).split(",") if t.strip())
+    titles = tuple(t.strip() for t in str(cfg.get("titles", "")).split("|") if t.strip())
 
     def fields(doc: Document, item: QAItem) -> dict[str, Any]:
         return {"paragraph": item.passage} if item.passage is not None else {}
