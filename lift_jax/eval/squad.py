@@ -50,7 +50,8 @@ def position_plot(output_dir: Path, records: list[dict[str, Any]], context_token
     head = sum(e[0] for e in edges.values()) / len(edges)
     tail = sum(e[1] for e in edges.values()) / len(edges)
     window = f"{context_tokens} tokens" if context_tokens else "the model's"
-    title = f"SQuAD articles: F1 by position ({len(edges)} documents, ICL window {window})"
+    documents = f"{len(edges)} document" + ("s" if len(edges) > 1 else "")
+    title = f"SQuAD articles: F1 by position ({documents}, ICL window {window})"
     return [plot_score_by_position(points, output_dir / POSITION_PLOT, window_edges=(head, tail), title=title)]
 
 
