@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 
+from bench_common import save_results
+
 from lift_jax.synth.cache import QACache
 from lift_jax.synth.config import generator_config
 from lift_jax.synth.pipeline import GenerationSummary, generate_document
@@ -124,11 +126,15 @@ def main() -> None:
                 raise SystemExit(f"only {summary.ok} of {sentences} sentences succeeded: {summary}")
             rows.append((concurrency, summary.ok, summary.pairs_generated, seconds))
     base = rows[0][2] / rows[0][3]
-    print(f"server latency {args.latency_ms:g} ms per request, 10 QA pairs per reply")
-    print(f"{'concurrency':>11} {'sentences':>9} {'pairs':>6} {'seconds':>8} {'pairs/s':>9} {'speed-up':>8}")
+    lines = [f"server latency {args.latency_ms:g} ms per request, 10 QA pairs per reply",
+             f"{'concurrency':>11} {'sentences':>9} {'pairs':>6} {'seconds':>8} {'pairs/s':>9} {'speed-up':>8}"]
     for concurrency, ok, pairs, seconds in rows:
         rate = pairs / seconds
-        print(f"{concurrency:>11} {ok:>9} {pairs:>6} {seconds:>8.2f} {rate:>9.1f} {rate / base:>7.1f}x")
+        lines.append(f"{concurrency:>11} {ok:>9} {pairs:>6} {seconds:>8.2f} {rate:>9.1f} {rate / base:>7.1f}x")
+    print("\n".join(lines))
+    columns = ("concurrency", "sentences", "pairs", "seconds")
+    save_results("generation", {"args": vars(args), "rows": [dict(zip(columns, r, strict=True)) for r in rows],
+                                "table": lines})
 
 
 if __name__ == "__main__":
