@@ -56,6 +56,7 @@ SAMPLE_DOCUMENT = Path(__file__).resolve().parent.parent / "lift_jax" / "assets"
 END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<|end_of_text|>")
 IGNORE = -100  # label of a position without loss (PyTorch's cross_entropy ignore_index)
 PAIR_COUNT_TOLERANCE = 0.15  # pair counts further apart than this are flagged in the table
+FIRST_LOSS_TOLERANCE = 1e-3  # relative; the same first batch through the same weights (adapters start at zero)
 
 
 class Marks:
@@ -217,6 +218,7 @@ def _generate_pairs(job: dict[str, Any], model: Any, tokenizer: Any, stops: tupl
         temperature=sampling.temperature if sampling.temperature > 0 else None,
         top_p=sampling.top_p if sampling.temperature > 0 else None,
         top_k=0,  # pure nucleus sampling, as configured (transformers' default adds top-k 50)
+        repetition_penalty=1.0,  # unset fields would come from the checkpoint's generation config
         max_new_tokens=sampling.max_tokens_for(template),
         num_return_sequences=k,
         eos_token_id=list(stops),
@@ -418,12 +420,16 @@ def phases(side: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _first(losses: Sequence[float]) -> str:
+    return f"{losses[0]:.4f}" if losses else "n/a"
+
+
 def _last(losses: Sequence[float]) -> str:
-    return f"{losses[-1]:.3f}" if losses else "n/a"
+    return f"{losses[-1]:.4f}" if losses else "n/a"
 
 
 def _rate(amount: float | None, seconds: float) -> str:
-    return "n/a" if amount is None or seconds <= 0 else f"{amount / seconds:.1f}"
+    return "n/a" if amount is None or seconds <= 0 else f"{amount / seconds:.3g}"
 
 
 def table(ours: dict[str, Any], ref: dict[str, Any], torch_pairs: str) -> tuple[list[str], list[str]]:
@@ -458,6 +464,7 @@ def table(ours: dict[str, Any], ref: dict[str, Any], torch_pairs: str) -> tuple[
         f"{_rate(ref['loss_tokens'], b['training'])} | |",
         f"| loss tokens/s (step time only) | {_rate(ours['loss_tokens'], ours['train_compute_s'])} | "
         f"{_rate(ref['loss_tokens'], ref['train_compute_s'])} | |",
+        f"| first step's loss | {_first(ours['losses'])} | {_first(ref['losses'])} | |",
         f"| last step's loss | {_last(ours['losses'])} | {_last(ref['losses'])} | |",
     ]
     notes = [
@@ -469,8 +476,13 @@ def table(ours: dict[str, Any], ref: dict[str, Any], torch_pairs: str) -> tuple[
         "pads to the longest row and only saves the adapter.",
     ]
     if torch_pairs == "lift_jax":
-        notes.append(f"the reference trains on lift_jax's {pairs_a} pairs (identical examples and steps); its own "
-                     f"generation gave {pairs_b} pairs and is timed in full.")
+        notes.append(f"the reference trains on lift_jax's {pairs_a} pairs (identical examples and steps, so "
+                     f"the first steps' losses agree); its own generation gave {pairs_b} pairs "
+                     "and is timed in full.")
+        first_a, first_b = ours["losses"][:1], ref["losses"][:1]
+        if first_a and first_b and abs(first_a[0] - first_b[0]) > FIRST_LOSS_TOLERANCE * abs(first_b[0]):
+            notes.append(f"WARNING: the first step's losses differ ({first_a[0]:.5f} vs {first_b[0]:.5f}): the "
+                         "sides do not train on the same batch.")
     if max(pairs_a, pairs_b) and abs(pairs_a - pairs_b) > PAIR_COUNT_TOLERANCE * max(pairs_a, pairs_b):
         notes.append(f"WARNING: the pair counts differ by more than {PAIR_COUNT_TOLERANCE:.0%}: more than "
                      "sampling noise, check the generators.")

@@ -108,3 +108,24 @@ def test_cut_to_sentences_and_unique_tasks_follow_lift_jax_splitting():
     assert [(t.index, t.sentence) for t in bench.unique_tasks(planned)] == [
         (0, "A sentence that repeats itself."), (1, "Another one follows it.")
     ]
+
+
+def _side(wall: float, steps: int, pairs: int, first_loss: float) -> dict:
+    marks = {"model_loaded": 10.0, "first_step_started": 20.0, "generation_done": 30.0, "training_done": 50.0,
+             "adapter_written": 55.0}
+    return {"wall_s": wall, "timing": marks, "steps": steps, "loss_tokens": 400, "train_compute_s": 25.0,
+            "losses": [first_loss, 1.0], "pairs_trained": pairs,
+            "generation": {"pairs": pairs, "sentences": 6, "generated_tokens": 1000}}
+
+
+def test_table_reports_phases_ratios_and_flags_sides_that_did_different_work():
+    ours, ref = _side(60.0, 4, 30, 2.5), _side(120.0, 4, 30, 2.5)
+    assert bench.phases(ours) == {"load": 10.0, "generation": 20.0, "training": 30.0, "to_adapter": 55.0,
+                                  "startup_exit": 5.0, "total": 60.0}
+    lines, notes = bench.table(ours, ref, "lift_jax")
+    assert "| total, process wall (s) | 60.0 | 120.0 | 0.50 |" in lines
+    assert "| loss tokens/s (training phase) | 13.3 | 13.3 | |" in lines
+    assert not [n for n in notes if n.startswith("WARNING")]
+    _, notes = bench.table(ours, _side(120.0, 5, 40, 2.6), "lift_jax")
+    warnings = [n for n in notes if n.startswith("WARNING")]
+    assert len(warnings) == 3  # pair counts 25 % apart, first losses differ, steps differ
