@@ -19,8 +19,9 @@ import json
 import tempfile
 import threading
 import time
+from pathlib import Path
 
-from bench_common import save_results
+from bench_common import RESULTS_DIR, save_results
 
 from lift_jax.synth.cache import QACache
 from lift_jax.synth.config import generator_config
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where generation.json goes")
     args = parser.parse_args()
     rows = []
     with LatencyServer(args.latency_ms / 1000, args.max_seconds) as server:
@@ -134,7 +136,7 @@ def main() -> None:
     print("\n".join(lines))
     columns = ("concurrency", "sentences", "pairs", "seconds")
     save_results("generation", {"args": vars(args), "rows": [dict(zip(columns, r, strict=True)) for r in rows],
-                                "table": lines})
+                                "table": lines}, args.out)
 
 
 if __name__ == "__main__":

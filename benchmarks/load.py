@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_common import save_results
+from bench_common import RESULTS_DIR, save_results
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where load.json goes")
     parser.add_argument("--convert-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -119,7 +120,7 @@ def main() -> None:
                     f"{r['seconds'] / ref['seconds']:.2f} | {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f} |"
                 )
                 print(lines[-1])
-    save_results("load", {"args": vars(args), "rows": measured, "table": lines})
+    save_results("load", {"args": vars(args), "rows": measured, "table": lines}, args.out)
 
 
 if __name__ == "__main__":
