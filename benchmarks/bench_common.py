@@ -1,22 +1,33 @@
-"""Pieces shared by the absorb benchmarks (ttft.py, decode.py): documents, the run config, plots."""
+"""Pieces shared by the benchmarks: documents, the run config, plots, and the JSON every benchmark saves under
+benchmarks/results/ (the README's tables are regenerated from it).
+
+Imports stay light (matplotlib and the NIAH data load on first use): load.py's parent process must stay small.
+"""
 
 from __future__ import annotations
 
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from lift_jax.config import load_config_file
-from lift_jax.eval.niah_data import NiahCell, build_documents, load_essays
-from lift_jax.eval.paths import niah_essays_dir
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def haystack_document(tokenizer: Any, length: int, sample: int = 0) -> str:
     """A `length`-token document of Paul Graham essays (the NIAH haystack) with the needle half-way."""
+
+    from lift_jax.eval.niah_data import NiahCell, build_documents, load_essays
+    from lift_jax.eval.paths import niah_essays_dir
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -48,6 +59,9 @@ def line_plot(
     logx: bool = False,
 ) -> Path:
     """Save a PNG with one marked line per series {label: (x, y)}; returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7.0, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -63,4 +77,42 @@ def line_plot(
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
+    return path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """What a benchmark number depends on: CPU, usable cores, load averages (1, 5, 15 min) right now."""
+    return {
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+    }
+
+
+def save_results(name: str, payload: Mapping[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
+    """Write `payload` to `out_dir/name.json` with the command that produced it, the UTC time and the machine
+    (cores, load); returns the path. `payload` should hold the printed table (`table`: its lines)."""
+    record = {
+        "command": shlex.join(["python", *sys.argv]),
+        "utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine_info(),
+        **payload,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
     return path

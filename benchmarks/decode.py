@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import haystack_document, line_plot, server_run_config
+from bench_common import haystack_document, line_plot, save_results, server_run_config
 from generation import LatencyServer
 
 from lift_jax.absorb import absorb_document, prompt_format
@@ -125,10 +125,8 @@ def main() -> None:
         title=f"{args.config}, {args.doc_tokens}-token document",
         logx=True,
     )
-    (args.out / "decode.json").write_text(
-        json.dumps({"args": vars(args) | {"out": str(args.out)}, "absorb_s": absorb_s, "rows": rows,
-                    "crossover_tokens": at, "crossover": how})
-    )
+    save_results("decode", {"args": vars(args), "absorb_s": absorb_s, "rows": rows, "crossover_tokens": at,
+                            "crossover": how}, args.out)
     print(f"plot: {plot}")
 
 

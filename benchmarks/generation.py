@@ -19,6 +19,9 @@ import json
 import tempfile
 import threading
 import time
+from pathlib import Path
+
+from bench_common import RESULTS_DIR, save_results
 
 from lift_jax.synth.cache import QACache
 from lift_jax.synth.config import generator_config
@@ -114,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where generation.json goes")
     args = parser.parse_args()
     rows = []
     with LatencyServer(args.latency_ms / 1000, args.max_seconds) as server:
@@ -124,11 +128,15 @@ def main() -> None:
                 raise SystemExit(f"only {summary.ok} of {sentences} sentences succeeded: {summary}")
             rows.append((concurrency, summary.ok, summary.pairs_generated, seconds))
     base = rows[0][2] / rows[0][3]
-    print(f"server latency {args.latency_ms:g} ms per request, 10 QA pairs per reply")
-    print(f"{'concurrency':>11} {'sentences':>9} {'pairs':>6} {'seconds':>8} {'pairs/s':>9} {'speed-up':>8}")
+    lines = [f"server latency {args.latency_ms:g} ms per request, 10 QA pairs per reply",
+             f"{'concurrency':>11} {'sentences':>9} {'pairs':>6} {'seconds':>8} {'pairs/s':>9} {'speed-up':>8}"]
     for concurrency, ok, pairs, seconds in rows:
         rate = pairs / seconds
-        print(f"{concurrency:>11} {ok:>9} {pairs:>6} {seconds:>8.2f} {rate:>9.1f} {rate / base:>7.1f}x")
+        lines.append(f"{concurrency:>11} {ok:>9} {pairs:>6} {seconds:>8.2f} {rate:>9.1f} {rate / base:>7.1f}x")
+    print("\n".join(lines))
+    columns = ("concurrency", "sentences", "pairs", "seconds")
+    save_results("generation", {"args": vars(args), "rows": [dict(zip(columns, r, strict=True)) for r in rows],
+                                "table": lines}, args.out)
 
 
 if __name__ == "__main__":

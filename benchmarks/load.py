@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_common import RESULTS_DIR, save_results
+
 _CHILD = r"""
 import json, resource, sys, time
 kind, path, gguf_file, dtype = sys.argv[1:5]
@@ -76,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where load.json goes")
     parser.add_argument("--convert-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -98,8 +101,9 @@ def main() -> None:
         ]
         best = f"load s (best of {args.repeats})"
         columns = ["checkpoint", "loader", best, "peak RSS MB", "time ratio", "RSS ratio"]
-        print("| " + " | ".join(columns) + " |")
-        print("|---|---|---|---|---|---|")
+        lines = ["| " + " | ".join(columns) + " |", "|---|---|---|---|---|---|"]
+        print("\n".join(lines))
+        measured = []
         for label, path, gguf_file in cases:
             rows = {}
             for kind in ("transformers", "lift_jax"):
@@ -109,11 +113,14 @@ def main() -> None:
                     "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 }
             ref = rows["transformers"]
+            measured.append({"checkpoint": label, **rows})
             for kind, r in rows.items():
-                print(
+                lines.append(
                     f"| {label} | {kind} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
                     f"{r['seconds'] / ref['seconds']:.2f} | {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f} |"
                 )
+                print(lines[-1])
+    save_results("load", {"args": vars(args), "rows": measured, "table": lines}, args.out)
 
 
 if __name__ == "__main__":

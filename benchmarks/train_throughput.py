@@ -31,6 +31,8 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from bench_common import save_results
+
 DTYPES = ("float32", "bfloat16")
 CEILING_SIZE = 2048
 # XLA:CPU settings for the JAX process (CPU-only tuning lives here, not in the library).
@@ -221,6 +223,8 @@ def main() -> None:
     if "float32" in results:
         times = results["float32"]["times"]
         print(f"ratio_vs_torch_f32={statistics.median(times['torch']) / statistics.median(times['lift_jax']):.3f}")
+    save_results("train_throughput", {"args": vars(opts), "results": results,
+                                      "table": table(results, opts.batch * opts.seq)})
 
 
 if __name__ == "__main__":

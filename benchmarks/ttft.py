@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import haystack_document, line_plot, server_run_config
+from bench_common import haystack_document, line_plot, save_results, server_run_config
 from generation import LatencyServer
 
 from lift_jax.absorb import absorb_document, prompt_format
@@ -134,7 +134,7 @@ def main() -> None:
         title=f"LIFT TTFT, {args.config}, generator latency {args.latency_ms:g} ms",
         logx=True,
     )
-    (args.out / "ttft.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}))
+    save_results("ttft", {"args": vars(args), "rows": rows}, args.out)
     print(f"plot: {plot}")
 
 
