@@ -40,6 +40,9 @@ LORA = LoRAConfig(rank=8, alpha=16.0, targets="all-linear")
 # on the top two.
 TOLERANCE = {"smollm2": 3.0}
 B_SCALE = {"smollm2": 0.1}  # std of the random lora_b
+# transformers vs lift_jax on the same float32 weights, 30 layers, logits up to about 27: float32 summation order
+# alone gave 1.6e-4 (merged directory) and 2.0e-4 (PEFT on the GGUF base) here; the tiny models meet 1e-4.
+REAL_MODEL_FLOAT32_TOLERANCE = 3e-4
 MODELS = {"smollm2": ("bundled:smollm2-135m-instruct", smollm2_gguf)}
 
 
@@ -158,7 +161,7 @@ def test_transformers_loads_the_merged_smollm2_with_lift_jax_merged_logits(smoll
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     with torch.no_grad():
         theirs = model(torch.tensor([smollm2.sequence])).logits[0].numpy()
-    assert np.abs(theirs - smollm2.merged_logits).max() <= 1e-4
+    assert np.abs(theirs - smollm2.merged_logits).max() <= REAL_MODEL_FLOAT32_TOLERANCE
     # The tokenizer transformers derived from the GGUF, saved beside the weights, encodes the chat prompt alike.
     tokenizer = AutoTokenizer.from_pretrained(out)
     prompt = encode_prompt(tokenizer, QUESTION, PromptFormat(True, None))
@@ -175,4 +178,4 @@ def test_transformers_peft_on_the_gguf_base_with_lift_jax_merged_logits(smollm2,
     model = PeftModel.from_pretrained(base, out).eval()
     with torch.no_grad():
         theirs = model(torch.tensor([smollm2.sequence])).logits[0].numpy()
-    assert np.abs(theirs - smollm2.merged_logits).max() <= 1e-4
+    assert np.abs(theirs - smollm2.merged_logits).max() <= REAL_MODEL_FLOAT32_TOLERANCE
