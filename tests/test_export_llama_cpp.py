@@ -2,7 +2,7 @@
 with the exported LoRA GGUF and decodes what lift_jax's merged model decodes; transformers loads the merged
 directory (and transformers + PEFT the PEFT export) with lift_jax's merged logits.
 
-Tolerance: llama.cpp computes with the quantized base weights as stored (SmolLM2 Q4_1, Gemma 3 Q4_K_M) and
+Tolerance: llama.cpp computes with the quantized base weights as stored (SmolLM2: Q4_1) and
 quantizes activations for those matmuls, lift_jax with the same weights dequantized to float32; the LoRA
 tensors are float32 on both sides. So logits differ by the quantized-arithmetic error, measured here with and
 without the adapter (README, "Use the LIFTed model elsewhere"); TOLERANCE bounds it, the adapter moves the
