@@ -41,17 +41,31 @@ def export_peft_adapter(
     model: Transformer, config: LoRAConfig, directory: str | Path, base_model_name: str = ""
 ) -> Path:
     """Write the model's LoRA adapter in PEFT format into `directory` (created if needed)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     layers = lora_modules(model)
     if not layers:
         raise AdapterError("the model has no LoRA layers to export; call apply_lora first")
-    tensors: dict[str, np.ndarray] = {}
+    weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for path, layer in layers:
         a, b = jax.device_get((layer.lora_a.get_value(), layer.lora_b.get_value()))
-        tensors[f"{_PREFIX}{path}.lora_A.weight"] = np.ascontiguousarray(np.asarray(a, np.float32).T)
-        tensors[f"{_PREFIX}{path}.lora_B.weight"] = np.ascontiguousarray(np.asarray(b, np.float32).T)
-    targets = sorted({path.rsplit(".", 1)[-1] for path, _ in layers})
+        weights[path] = (np.asarray(a, np.float32).T, np.asarray(b, np.float32).T)
+    return write_peft_adapter(weights, config, directory, base_model_name)
+
+
+def write_peft_adapter(
+    weights: dict[str, tuple[np.ndarray, np.ndarray]],
+    config: LoRAConfig,
+    directory: str | Path,
+    base_model_name: str = "",
+) -> Path:
+    """Write `weights` ({module path: (A [rank, in], B [out, rank])}, PEFT's layout) and `config` as a PEFT
+    adapter into `directory` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, np.ndarray] = {}
+    for path, (a, b) in weights.items():
+        tensors[f"{_PREFIX}{path}.lora_A.weight"] = np.ascontiguousarray(a, np.float32)
+        tensors[f"{_PREFIX}{path}.lora_B.weight"] = np.ascontiguousarray(b, np.float32)
+    targets = sorted({path.rsplit(".", 1)[-1] for path in weights})
     peft_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -105,6 +119,31 @@ def read_peft_config(directory: str | Path) -> LoRAConfig:
     )
 
 
+def base_model_name(directory: str | Path) -> str:
+    """The `base_model_name_or_path` an adapter directory records ("" if none)."""
+    return json.loads((Path(directory) / CONFIG_FILE).read_text()).get("base_model_name_or_path") or ""
+
+
+def read_peft_weights(directory: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{module path: (A [rank, in], B [out, rank])} of a PEFT adapter, float32 in PEFT's layout; the path is
+    lift_jax's (e.g. `layers.0.self_attn.q_proj`). A key that is no LoRA A/B weight, or a layer missing its A
+    or B, is an error."""
+    weights_path = Path(directory) / WEIGHTS_FILE
+    if not weights_path.exists():
+        raise AdapterError(f"{weights_path} does not exist")
+    halves: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in read_safetensors(weights_path):
+        name = key.removeprefix(_PREFIX).replace(".default.", ".")
+        path, _, leaf = name.rpartition(".lora_")
+        if not path or leaf not in ("A.weight", "B.weight"):
+            raise AdapterError(f"{weights_path}: {key} is not a LoRA A or B weight")
+        halves.setdefault(path, {})[leaf[0]] = np.asarray(array, np.float32)
+    incomplete = [path for path, pair in halves.items() if len(pair) != 2]
+    if incomplete:
+        raise AdapterError(f"{weights_path} has only one of lora_A / lora_B for {incomplete[:3]}")
+    return {path: (pair["A"], pair["B"]) for path, pair in halves.items()}
+
+
 def import_peft_adapter(model: Transformer, directory: str | Path) -> LoRAConfig:
     """Load a PEFT LoRA adapter into `model` (wrapping its linears first if needed); returns its config."""
     directory = Path(directory)
@@ -112,25 +151,22 @@ def import_peft_adapter(model: Transformer, directory: str | Path) -> LoRAConfig
     if not lora_modules(model):
         apply_lora(model, config)
     layers = dict(lora_modules(model))
-    weights_path = directory / WEIGHTS_FILE
-    if not weights_path.exists():
-        raise AdapterError(f"{weights_path} does not exist")
-    seen = set()
-    for key, array in read_safetensors(weights_path):
-        name = key.removeprefix(_PREFIX).replace(".default.", ".")
-        path, _, leaf = name.rpartition(".lora_")
+    weights = read_peft_weights(directory)
+    for path, pair in weights.items():
         if path not in layers:
-            raise AdapterError(f"{weights_path}: {key} names no LoRA layer of this model")
+            raise AdapterError(f"{directory / WEIGHTS_FILE}: {path} names no LoRA layer of this model")
         layer = layers[path]
-        target = layer.lora_a if leaf.startswith("A") else layer.lora_b
-        value = np.asarray(array, np.float32).T
-        if value.shape != target.get_value().shape:
-            raise AdapterError(
-                f"{key}: shape {value.shape} != expected {target.get_value().shape} (rank or model mismatch)"
-            )
-        target.set_value(jax.device_put(value, target.get_value().sharding))
-        seen.add((path, leaf[0]))
-    missing = [p for p in layers if (p, "A") not in seen or (p, "B") not in seen]
+        for target, array, half in ((layer.lora_a, pair[0], "A"), (layer.lora_b, pair[1], "B")):
+            value = array.T
+            if value.shape != target.get_value().shape:
+                raise AdapterError(
+                    f"{path}.lora_{half}: shape {value.shape} != expected {target.get_value().shape} "
+                    "(rank or model mismatch)"
+                )
+            target.set_value(jax.device_put(value, target.get_value().sharding))
+    missing = [p for p in layers if p not in weights]
     if missing:
-        raise AdapterError(f"{weights_path} lacks weights for {len(missing)} LoRA layers, e.g. {missing[:3]}")
+        raise AdapterError(
+            f"{directory / WEIGHTS_FILE} lacks weights for {len(missing)} LoRA layers, e.g. {missing[:3]}"
+        )
     return config

@@ -5,7 +5,7 @@
 # Usage: scripts/demo.sh [output_dir]   (default runs/demo; rerunning resumes / reuses the finished run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup_env.sh
+source scripts/setup_env.sh  # runtime only: the package, its dependencies, the bundled model
 run_dir=${1:-runs/demo}
 assets=lift_jax/assets
 python -m lift_jax.absorb --config smollm2_135m \

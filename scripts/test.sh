@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv, install lift_jax with its test extra and the bundled small models, run the suite.
-# Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow").
+# Create (or reuse) .venv, install lift_jax with its runtime and test extras and both bundled small models, run
+# ruff and the suite. Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LIFT_JAX_EXTRAS=test
 source scripts/setup_env.sh
 python -m ruff check lift_jax tests benchmarks scripts configs notebooks
 python -m pytest -q "$@"

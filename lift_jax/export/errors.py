@@ -1,0 +1,6 @@
+"""The one error type of lift_jax.export."""
+
+
+class ExportError(ValueError):
+    """The run cannot be exported as asked: no run, no adapter, an output path that cannot be written, or a
+    model or module the format cannot express."""

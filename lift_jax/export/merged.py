@@ -1,0 +1,112 @@
+"""Base model + the run's adapter merged into a Hugging Face checkpoint directory.
+
+The base is read one tensor at a time (dequantized to float32 if it is a GGUF), the adapter's update
+scaling * B @ A is added in float32 and the sum cast to the asked dtype: the weights of lift_jax's own merged
+model. config.json and the tokenizer files are what transformers derives from the base (its config.json and
+tokenizer, or for a GGUF base the config and tokenizer transformers reads out of the GGUF).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from lift_jax.export.errors import ExportError
+from lift_jax.export.run_adapter import RunAdapter
+from lift_jax.export.safetensors_writer import StreamingSafetensorsWriter
+from lift_jax.models.checkpoint_io import read_gguf, read_safetensors_dir
+from lift_jax.models.loader import CheckpointSource, hf_name_to_path, load_hf_config, load_tokenizer, resolve_source
+from lift_jax.models.spec import SUPPORTED_MODEL_TYPES, ModelSpec, spec_from_hf_config
+from lift_jax.models.transformer import Transformer
+
+MERGED_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+WEIGHTS_FILE = "model.safetensors"
+
+
+def hf_weight_name(path: tuple[str | int, ...]) -> str:
+    """The Hugging Face tensor name of a lift_jax base-weight path (a linear's `kernel` is HF's `weight`)."""
+    name = ".".join("weight" if p == "kernel" else str(p) for p in path)
+    return name if path[0] == "lm_head" else f"model.{name}"
+
+
+def decoder_layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """{Hugging Face name: Hugging Face shape} of every weight of the decoder `spec` describes."""
+    module = nnx.eval_shape(lambda: Transformer(spec, dtype=jnp.float32, rngs=nnx.Rngs(0)))
+    layout = {}
+    for path, node in nnx.iter_graph(module):
+        if isinstance(node, nnx.Param):
+            shape = tuple(node.get_value().shape)
+            layout[hf_weight_name(tuple(path))] = shape[::-1] if path[-1] == "kernel" else shape
+    return layout
+
+
+def decoder_config(hf_config: Any) -> Any:
+    """The config of the text decoder lift_jax runs (a multimodal Gemma 3's text_config), with `architectures`
+    set to transformers' causal-LM class for it when the source had none (GGUF configs have none)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = hf_config
+    if config.model_type not in SUPPORTED_MODEL_TYPES and getattr(config, "text_config", None) is not None:
+        config = config.text_config
+    config = config.__class__.from_dict(config.to_dict())
+    if not getattr(config, "architectures", None):
+        config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
+    return config
+
+
+def base_tensors(source: CheckpointSource, spec: ModelSpec):
+    """(Hugging Face name, array in HF layout) of every tensor of the base checkpoint, one at a time."""
+    if source.gguf_file:
+        return read_gguf(source.directory / source.gguf_file, spec.num_heads, spec.num_kv_heads)
+    return read_safetensors_dir(source.directory)
+
+
+def write_merged_weights(
+    adapter: RunAdapter, source: CheckpointSource, spec: ModelSpec, path: Path, dtype: np.dtype, progress: bool
+) -> None:
+    """Write base + adapter update as one safetensors file of `dtype` with Hugging Face's names."""
+    layout = decoder_layout(spec)
+    updates = {f"model.{module}.weight": module for module in adapter.weights}
+    unknown = sorted(set(updates) - set(layout))
+    if unknown:
+        raise ExportError(f"the adapter updates {unknown[:3]}, which the {spec.model_type} base has no weight for")
+    writer = StreamingSafetensorsWriter(path, layout, dtype)
+    try:
+        tensors = tqdm(base_tensors(source, spec), desc="merging", total=len(layout), disable=not progress, leave=False)
+        for name, array in tensors:
+            mapped = hf_name_to_path(name)
+            if mapped is None:
+                continue
+            hf_name = hf_weight_name(mapped[0])
+            if hf_name == "lm_head.weight" and spec.tie_embeddings:
+                continue  # a tied checkpoint's stored copy of the embedding
+            if hf_name not in layout:
+                raise ExportError(f"{source.directory}: tensor {name} has no place in a {spec.model_type} model")
+            if hf_name in updates:
+                array = np.asarray(array, np.float32) + adapter.delta(updates[hf_name])
+            writer.write(hf_name, array)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+
+
+def write_merged(adapter: RunAdapter, directory: Path, dtype: str = "float32", progress: bool = False) -> None:
+    """Write the merged model into `directory`: config.json, model.safetensors and the tokenizer files, which
+    `transformers.AutoModelForCausalLM.from_pretrained(directory)` loads."""
+    if dtype not in MERGED_DTYPES:
+        raise ExportError(f"--dtype {dtype} is not supported; use one of {', '.join(MERGED_DTYPES)}")
+    source = resolve_source(adapter.model_path)
+    hf_config = load_hf_config(source)
+    spec = spec_from_hf_config(hf_config)
+    write_merged_weights(adapter, source, spec, directory / WEIGHTS_FILE, MERGED_DTYPES[dtype], progress)
+    config = decoder_config(hf_config)
+    config.dtype = dtype
+    config.save_pretrained(directory)
+    load_tokenizer(source).save_pretrained(directory)
