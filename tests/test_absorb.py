@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fake_absorb import PAIRS, run
 
 from lift_jax.models.checkpoint_io import read_safetensors
@@ -76,3 +77,28 @@ def test_kill_during_training_then_rerun_gives_the_uninterrupted_adapter(tiny_ch
         json.loads(x)["step"]: json.loads(x)["loss"] for x in (crashed / "metrics.jsonl").read_text().splitlines()
     }
     assert [resumed[s] for s in range(1, len(losses) + 1)] == losses
+
+
+def test_cosine_schedule_runs_from_the_cli_and_metrics_log_every_n_steps(tiny_checkpoints, tmp_path):
+    import math
+
+    from fake_absorb import tiny_config
+
+    import lift_jax.absorb as absorb_module
+
+    cfg = tiny_config(tiny_checkpoints["llama3"], tmp_path / "run")
+    Path(cfg.document).write_text("Item one weighs four grams. " * 8)  # 224 one-byte tokens: 7 chunks of 32
+    absorb_module.main([
+        f"--config.model_path={cfg.model_path}", f"--config.document={cfg.document}",
+        f"--config.output_dir={cfg.output_dir}", "--config.method=raw", "--config.raw_chunk_tokens=32",
+        "--config.lora.rank=4", "--config.train.max_length=64", "--config.train.epochs=3",
+        "--config.train.batch_size=4",
+        "--config.train.lr=0.001", "--config.train.schedule=cosine", "--config.train.log_every=4",
+        "--config.train.checkpoint_every=5", "--config.mesh.data=1", "--config.ask.measure_first_token=false",
+    ])
+    total = 3 * math.ceil(7 / 4)  # estimated before training: exact for raw chunks
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [4, 5, 6]  # every 4th, the checkpointed 5th and the last (6th)
+    for m in metrics:
+        assert m["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * (m["step"] - 1) / total)), rel=1e-5)
+    assert json.loads((tmp_path / "run" / "timing.json").read_text())["steps"] == total
