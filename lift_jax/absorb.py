@@ -33,7 +33,8 @@ from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_confi
 from lift_jax.config import validate_method
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
 from lift_jax.distributed import all_processes, initialize
-from lift_jax.documents import DocumentError, raw_chunks, read_document
+from lift_jax.documents import raw_chunks, read_document
+from lift_jax.errors import ConfigError, LiftError
 from lift_jax.logfile import logging_to
 from lift_jax.lora import LoRAConfig, apply_lora, lora_modules, reset_lora, unmerge_lora
 from lift_jax.models import LoadedModel, load
@@ -44,7 +45,7 @@ from lift_jax.prompting import PromptFormat, encode_example, encode_text
 from lift_jax.runio import MetricsLog, RunDir, write_json_atomic
 from lift_jax.sampling import SamplingParams, stop_token_ids
 from lift_jax.sharding import make_mesh
-from lift_jax.synth.generators import GeneratorUnavailable
+from lift_jax.synth.split import split_sentences
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 USAGE = __doc__
@@ -89,6 +90,30 @@ def optimizer_config(cfg: ml_collections.ConfigDict, total_steps: int) -> Optimi
     )
 
 
+def estimate_total_steps(cfg: ml_collections.ConfigDict, document: str, tokenizer: Any) -> int:
+    """The optimizer steps of the run, known before training starts (the linear and cosine schedules decay
+    over them).
+
+    Items: for `lift` (and `lift+raw`) every sentence of the document as the generator splits it times
+    `generator.qa_per_sentence` pairs, an upper bound (a sentence may yield fewer pairs, or none), so training
+    never runs past the schedule's end; for `raw` (and `lift+raw`) the document's `raw_chunk_tokens` chunks,
+    exact. Epoch 1: each process streams its own share (sentence / chunk i goes to process i % N), so all take
+    ceil(largest share / (its rows x grad_accum)) steps; later epochs: ceil(items / (batch_size x
+    grad_accum)) each. With one process this is the step count of a run whose sentences all yield m pairs.
+    """
+    count = jax.process_count()
+    sentences = chunks = m = 0
+    if cfg.method in ("lift", "lift+raw"):
+        g = cfg.generator
+        sentences, m = len(split_sentences(document, g.min_sentence_chars, g.max_sentence_chars)), g.qa_per_sentence
+    if cfg.method in ("raw", "lift+raw"):
+        chunks = len(raw_chunks(tokenizer, document, cfg.raw_chunk_tokens))
+    share = -(-sentences // count) * m + -(-chunks // count)
+    first = -(-share // (local_rows(cfg.train.batch_size, count) * cfg.train.grad_accum))
+    later = -(-(sentences * m + chunks) // (cfg.train.batch_size * cfg.train.grad_accum))
+    return first + (cfg.train.epochs - 1) * later
+
+
 def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...]):
     def encode(item: TrainItem):
         if item.question is None:
@@ -107,6 +132,8 @@ def _check_inputs(cfg: ml_collections.ConfigDict) -> str:
     document = read_document(Path(cfg.document))
     if cfg.method in ("lift", "lift+raw"):
         check_generator(cfg)
+    if cfg.train.log_every < 1:
+        raise ConfigError(f"train.log_every must be at least 1 (metrics every N steps), got {cfg.train.log_every}")
     return document
 
 
@@ -178,7 +205,7 @@ def _absorb_into(
     index, count = jax.process_index(), jax.process_count()
     primary = index == 0
     rows = local_rows(cfg.train.batch_size, count)
-    tokenizer = loaded.tokenizer
+    tokenizer = loaded.require_tokenizer("absorbing a document")
     stops = stop_token_ids(tokenizer, loaded.spec.eos_token_ids)
     buffer = ItemBuffer()
     if cfg.method in ("raw", "lift+raw"):
@@ -191,7 +218,8 @@ def _absorb_into(
         buffer.close()
 
     prepare_adapter(loaded, cfg)
-    trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=0), mesh=mesh)
+    total_steps = estimate_total_steps(cfg, document, tokenizer)
+    trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=total_steps), mesh=mesh)
     stream = BatchStream(
         buffer,
         _encoder(tokenizer, prompt_format(cfg), stops),
@@ -300,7 +328,7 @@ def _train(
     compute_s = 0.0
     tokens = 0
 
-    def flush(p: tuple[int, int, dict, float]) -> None:
+    def flush(p: tuple[int, int, dict, float], logged: bool = False) -> None:
         nonlocal compute_s, tokens
         step, epoch, metrics, t0 = p
         host = jax.device_get(metrics)
@@ -308,8 +336,10 @@ def _train(
         compute_s += elapsed
         tokens += int(host["tokens"])
         record = {"step": step, "epoch": epoch, "loss": float(host["loss"]), "tokens": int(host["tokens"]),
-                  "grad_norm": float(host["grad_norm"]), "time": round(time.perf_counter() - timing.start, 3)}
-        record_metrics(record)
+                  "grad_norm": float(host["grad_norm"]), "lr": float(trainer.learning_rate(step - 1)),
+                  "time": round(time.perf_counter() - timing.start, 3)}
+        if logged or step % cfg.train.log_every == 0:
+            record_metrics(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=epoch, tok_s=f"{tokens / max(compute_s, 1e-9):.0f}")
 
     for batch, state in stream:
@@ -321,11 +351,11 @@ def _train(
         pending = (trainer.step, state["epoch"], metrics, t0)  # the state after a batch is still in its epoch
         bar.update(1)
         if trainer.step % cfg.train.checkpoint_every == 0:
-            flush(pending)  # every checkpointed step is in metrics.jsonl before the checkpoint exists
+            flush(pending, logged=True)  # every checkpointed step is in metrics.jsonl before the checkpoint exists
             pending = None
             checkpointer.save(trainer, {"data": _data_states(state)})
     if pending is not None:
-        flush(pending)
+        flush(pending, logged=True)  # the last step is checkpointed below
     bar.close()
     if checkpointer.latest_step() != trainer.step:
         checkpointer.save(trainer, {"data": _data_states(stream.state())})
@@ -340,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = parse_config_args(argv, "smollm2_135m", USAGE)
         summary = absorb(cfg)
-    except (UsageError, DocumentError, CheckpointError, GeneratorUnavailable, FileNotFoundError, ValueError) as e:
+    except LiftError as e:
         fail(str(e))
     print(f"adapter written to {Path(cfg.output_dir) / 'adapter'}; {summary['steps']} steps")
 

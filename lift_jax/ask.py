@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lift_jax.cli import enable_compilation_cache, fail
+from lift_jax.cli import UsageError, enable_compilation_cache, fail
+from lift_jax.errors import CorruptFileError, LiftError, MissingInputError
 from lift_jax.lora import merge_lora
 from lift_jax.models import LoadedModel, load
-from lift_jax.models.checkpoint_io import CheckpointError
-from lift_jax.peft_io import AdapterError, import_peft_adapter
+from lift_jax.peft_io import import_peft_adapter
 from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.runio import RunDir
 from lift_jax.sampling import SamplingParams, generate_ids, stop_token_ids
@@ -55,7 +55,7 @@ class Answerer:
 
     def __init__(self, loaded: LoadedModel, fmt: PromptFormat, params: SamplingParams, context_tokens: int = 0):
         self.loaded, self.fmt, self.params = loaded, fmt, params
-        self.stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
+        self.stops = stop_token_ids(loaded.require_tokenizer("answering"), loaded.spec.eos_token_ids)
         self.window = context_tokens or loaded.spec.max_position_embeddings
         self.prefix_block = PREFIX_BLOCK
 
@@ -85,8 +85,11 @@ def run_settings(run_dir: Path) -> dict[str, Any]:
     """The resolved config an absorb run saved."""
     path = RunDir(run_dir).config
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not an absorb run directory (no {path.name}); run lift_jax.absorb first")
-    return json.loads(path.read_text())
+        raise MissingInputError(f"{run_dir} is not an absorb run directory (no {path.name}); run lift_jax.absorb first")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise CorruptFileError(f"{path} is not valid JSON ({e}); rerun lift_jax.absorb into a new directory") from None
 
 
 def answerer_for_run(run_dir: Path, base: bool, params: SamplingParams) -> Answerer:
@@ -115,22 +118,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise MissingInputError(f"cannot read the {what} {path}: {e.strerror or e}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     enable_compilation_cache()
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.questions:
-            questions = [q.strip() for q in args.questions.read_text().splitlines() if q.strip()]
+            questions = [q.strip() for q in _read_text(args.questions, "questions file").splitlines() if q.strip()]
             if not questions:
-                raise ValueError(f"{args.questions} holds no questions")
+                raise UsageError(f"{args.questions} holds no questions")
         else:
             questions = [args.question]
         params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, args.seed)
         answerer = answerer_for_run(args.run, args.base, params)
-        document = RunDir(args.run).document_copy.read_text() if args.context == "truncated" else None
+        document = _read_text(RunDir(args.run).document_copy, "run's document") if args.context == "truncated" else None
         answers = answerer.answer(questions, document)
-    except (FileNotFoundError, ValueError, CheckpointError, AdapterError) as e:
+    except LiftError as e:
         fail(str(e))
     if len(questions) > 1:
         for q, a in zip(questions, answers, strict=True):

@@ -15,9 +15,10 @@ from typing import Any, NoReturn
 import ml_collections
 
 from lift_jax.config import load_config_file
+from lift_jax.errors import LiftError
 
 
-class UsageError(ValueError):
+class UsageError(LiftError, ValueError):
     """Bad command-line input: reported as one line, exit code 2."""
 
 
@@ -32,6 +33,10 @@ def enable_compilation_cache(directory: str | None = None) -> None:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print `error: message` on stderr as one line and exit."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):  # a bar left open by the failure: end its line first
+        bar.close()
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     raise SystemExit(code)
 

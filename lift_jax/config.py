@@ -8,6 +8,8 @@ from pathlib import Path
 
 import ml_collections
 
+from lift_jax.errors import ConfigError, MissingInputError
+
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 INSTALLED_CONFIGS = Path(sys.prefix) / "share" / "lift_jax" / "configs"  # where a wheel install puts them
 METHODS = ("lift", "raw", "lift+raw")
@@ -50,7 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.train.max_length = 512
     cfg.train.min_bucket = 32
     cfg.train.checkpoint_every = 50
-    cfg.train.log_every = 1
+    cfg.train.log_every = 1  # metrics.jsonl gets every N-th step, and always the checkpointed ones
 
     cfg.mesh = ml_collections.ConfigDict()
     cfg.mesh.data = -1
@@ -84,7 +86,7 @@ def resolve_config_path(name: str) -> Path:
     if path.parent == Path(".") and candidate.exists():
         return candidate
     available = ", ".join(sorted(p.name for p in folder.glob("*.py"))) or "none"
-    raise FileNotFoundError(f"config {name!r} not found (looked at {path} and {candidate}); available: {available}")
+    raise MissingInputError(f"config {name!r} not found (looked at {path} and {candidate}); available: {available}")
 
 
 def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
@@ -100,4 +102,4 @@ def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
 def validate_method(cfg: ml_collections.ConfigDict) -> None:
     """Reject an unknown training method with the list of valid ones."""
     if cfg.method not in METHODS:
-        raise ValueError(f"method {cfg.method!r} is unknown; use one of {', '.join(METHODS)}")
+        raise ConfigError(f"method {cfg.method!r} is unknown; use one of {', '.join(METHODS)}")

@@ -26,6 +26,7 @@ import numpy as np
 
 from lift_jax.batching import Example, batch_width, make_batch
 from lift_jax.distributed import all_processes, all_processes_json
+from lift_jax.errors import LiftError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,10 @@ class TrainItem:
     answer: str
     question: str | None = None
     order: tuple[int, int] = (0, 0)
+
+
+class QAGenerationError(LiftError, RuntimeError):
+    """The QA generator thread stopped on a LiftError; raised in the trainer's thread, naming the cause."""
 
 
 class ItemBuffer:
@@ -67,8 +72,7 @@ class ItemBuffer:
         with self._cond:
             while index >= len(self._items) and not self._closed:
                 self._cond.wait()
-            if self._error is not None:
-                raise RuntimeError(f"the QA generator failed: {self._error}") from self._error
+            self._raise_error()
             return self._items[index] if index < len(self._items) else None
 
     def wait_closed(self) -> list[TrainItem]:
@@ -76,9 +80,15 @@ class ItemBuffer:
         with self._cond:
             while not self._closed:
                 self._cond.wait()
-            if self._error is not None:
-                raise RuntimeError(f"the QA generator failed: {self._error}") from self._error
+            self._raise_error()
             return list(self._items)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            # A LiftError (generator unusable, cache unwritable) is the CLI's one `error:` line; anything else
+            # is a bug and keeps its traceback.
+            kind = QAGenerationError if isinstance(self._error, LiftError) else RuntimeError
+            raise kind(f"the QA generator failed: {self._error}") from self._error
 
     @property
     def closed(self) -> bool:

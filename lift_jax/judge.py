@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any, BinaryIO
 
 import ml_collections
 
-from lift_jax.synth.cache import append_records, open_append, sentence_key
+from lift_jax.durable import append_jsonl, open_append, read_jsonl
+from lift_jax.errors import LiftError
+from lift_jax.synth.cache import is_terminal, sentence_key
 from lift_jax.synth.client import ClientSettings, OpenAIClient, RequestFailed
 
 JUDGE_PROMPT = (
@@ -33,7 +34,7 @@ _VERDICT_WORDS = ("true", "false")
 _LABELS = (["answer"], ["verdict"], ["output"], ["judgment"], ["judgement"], ["final", "answer"])
 
 
-class JudgeUnavailable(RuntimeError):
+class JudgeUnavailable(LiftError, RuntimeError):
     """The judge server cannot be used (unreachable, or the key, URL or model is rejected)."""
 
 
@@ -92,14 +93,9 @@ def judge_key(item: JudgeItem, model: str) -> str:
 def _load(path: Path) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     if path.exists():
-        with open(path, "rb") as f:
-            for raw in f:
-                try:
-                    if raw.endswith(b"\n"):
-                        rec = json.loads(raw)
-                        records[rec["key"]] = rec
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn line from a crash
+        for _, rec in read_jsonl(path):
+            if isinstance(rec, dict) and "key" in rec:  # else a line a crash damaged
+                records[rec["key"]] = rec
     return records
 
 
@@ -121,7 +117,7 @@ async def _ask(
     verdict = parse_verdict(text)
     status = "unparsed" if verdict is None else "ok"
     record = {"key": key, **dataclasses.asdict(item), "model": cfg.model}
-    append_records(f, [{**record, "verdict": verdict, "status": status, "reply": text}])
+    append_jsonl(f, [{**record, "verdict": verdict, "status": status, "reply": text}])
     return Verdict(verdict, status, text)
 
 
@@ -133,7 +129,7 @@ async def _judge_new(
             await client.check()
         except RequestFailed as e:
             raise JudgeUnavailable(f"judge server {cfg.base_url} is not usable: {e}") from None
-        with open_append(path) as f:
+        with open_append(path, complete=is_terminal) as f:
             try:
                 async with asyncio.TaskGroup() as group:
                     tasks = {k: group.create_task(_ask(client, cfg, f, k, it)) for k, it in todo.items()}

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lift_jax.errors import ConfigError
 from lift_jax.models.layers import Dense
 from lift_jax.models.transformer import Transformer
 
@@ -42,7 +43,7 @@ class LoRAConfig:
             return LINEAR_MODULES
         unknown = sorted(set(targets) - set(LINEAR_MODULES))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown LoRA target modules {unknown}; use {list(LINEAR_MODULES)} or '{ALL_LINEAR}'"
             )
         return targets

@@ -8,13 +8,14 @@ Keys: `base_model.model.model.layers.{i}.{self_attn|mlp}.{name}.lora_{A|B}.weigh
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jax
 import numpy as np
 from safetensors.numpy import save_file
 
+from lift_jax.durable import atomic_path, write_atomic
+from lift_jax.errors import LiftError
 from lift_jax.lora import ALL_LINEAR, LINEAR_MODULES, LoRAConfig, apply_lora, lora_modules
 from lift_jax.models.checkpoint_io import read_safetensors
 from lift_jax.models.transformer import Transformer
@@ -24,17 +25,8 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 
 
-class AdapterError(ValueError):
+class AdapterError(LiftError, ValueError):
     """An adapter directory is missing files, uses unsupported PEFT features, or does not fit the model."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def export_peft_adapter(
@@ -82,10 +74,9 @@ def write_peft_adapter(
         "modules_to_save": None,
         "inference_mode": True,
     }
-    tmp_weights = directory / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
-    os.replace(tmp_weights, directory / WEIGHTS_FILE)
-    _atomic_write(directory / CONFIG_FILE, json.dumps(peft_config, indent=2).encode())
+    with atomic_path(directory / WEIGHTS_FILE) as tmp_weights:
+        save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
+    write_atomic(directory / CONFIG_FILE, json.dumps(peft_config, indent=2))
     return directory
 
 

@@ -17,6 +17,7 @@ import jax
 import ml_collections
 
 from lift_jax.data import ItemBuffer, TrainItem
+from lift_jax.errors import LiftError
 
 SentencePairs = Iterable[tuple[int, list[tuple[str, str]]]]  # (sentence index, [(question, answer), ...])
 
@@ -43,6 +44,8 @@ class QAProducer(threading.Thread):
                 self._buffer.extend([TrainItem(answer=a, question=q, order=(index, j)) for j, (q, a) in enumerate(qa)])
         except BaseException as e:  # the trainer must learn of any failure instead of waiting forever
             self._buffer.close(error=e)
+            if isinstance(e, LiftError):
+                return  # the trainer reports it as one error line; a thread traceback would only repeat it
             raise
         finally:
             self._done = time.perf_counter()

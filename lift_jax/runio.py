@@ -1,22 +1,13 @@
-"""The run directory: its layout, JSONL metrics, and atomic small-file writes."""
+"""The run directory: its layout and JSONL metrics (small files are written with lift_jax.durable)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file + fsync + rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from lift_jax.durable import append_jsonl, open_append
+from lift_jax.durable import write_json_atomic as write_json_atomic  # re-exported for the run's writers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,15 +55,15 @@ class RunDir:
 
 
 class MetricsLog:
-    """Append-only JSONL of training metrics, flushed per line."""
+    """Append-only JSONL of training metrics, one fsynced line per record (a line a kill tore is cut off when
+    a resumed run reopens the file)."""
 
     def __init__(self, path: Path):
-        self._file = open(path, "a")  # noqa: SIM115 - kept open for the run
+        self._file = open_append(path, lock=False)
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record."""
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        append_jsonl(self._file, [record], ensure_ascii=True)
 
     def close(self) -> None:
         """Close the file."""

@@ -220,7 +220,7 @@ def make_local_completer(model_path: str, dtype: str = "float32") -> Callable[..
     from lift_jax.models import load
 
     loaded = load(model_path, dtype=dtype)
-    stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
+    stops = stop_token_ids(loaded.require_tokenizer("a local QA generator"), loaded.spec.eos_token_ids)
 
     def complete(
         prompts: list[str],

@@ -10,6 +10,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lift_jax.errors import ConfigError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 # (regex on the '/'-joined parameter path, spec per dimension). Column-parallel projections split their output
@@ -32,16 +34,16 @@ def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, devices: Sequence[
     devices = list(devices if devices is not None else jax.devices())
     sizes = [data, fsdp, tensor]
     if sizes.count(-1) > 1:
-        raise ValueError(f"at most one mesh axis may be -1, got data={data} fsdp={fsdp} tensor={tensor}")
+        raise ConfigError(f"at most one mesh axis may be -1, got data={data} fsdp={fsdp} tensor={tensor}")
     if -1 in sizes:
         known = int(np.prod([s for s in sizes if s != -1]))
         if len(devices) % known:
-            raise ValueError(f"{len(devices)} devices are not divisible by the fixed mesh axes ({known})")
+            raise ConfigError(f"{len(devices)} devices are not divisible by the fixed mesh axes ({known})")
         sizes[sizes.index(-1)] = len(devices) // known
     if int(np.prod(sizes)) < len(devices):
         devices = devices[: int(np.prod(sizes))]  # explicit sizes may use a subset (e.g. one device)
     if int(np.prod(sizes)) != len(devices):
-        raise ValueError(
+        raise ConfigError(
             f"mesh data={sizes[0]} x fsdp={sizes[1]} x tensor={sizes[2]} needs {int(np.prod(sizes))} devices, "
             f"{len(devices)} are available"
         )
@@ -73,11 +75,6 @@ def param_sharding(path: str, shape: tuple[int, ...], mesh: Mesh) -> NamedShardi
 def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
     """Batch arrays split on their leading dimension over the data and fsdp axes."""
     return NamedSharding(mesh, PartitionSpec(("data", "fsdp"), *([None] * (ndim - 1))))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """Fully replicated sharding on `mesh`."""
-    return NamedSharding(mesh, PartitionSpec())
 
 
 def shard_params(tree: Any, mesh: Mesh) -> Any:

@@ -16,6 +16,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lift_jax.errors import ConfigError
 from lift_jax.models.transformer import Transformer
 from lift_jax.sharding import make_mesh, shard_params
 
@@ -40,9 +41,9 @@ class OptimizerConfig:
 def learning_rate(cfg: OptimizerConfig) -> optax.Schedule:
     """The learning-rate schedule named by `cfg.schedule`, with optional linear warm-up."""
     if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; use one of {SCHEDULES}")
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; use one of {SCHEDULES}")
     if cfg.schedule != "constant" and cfg.total_steps <= cfg.warmup_steps:
-        raise ValueError(f"schedule {cfg.schedule!r} needs total_steps > warmup_steps ({cfg.warmup_steps})")
+        raise ConfigError(f"schedule {cfg.schedule!r} needs total_steps > warmup_steps ({cfg.warmup_steps})")
     decay_steps = max(cfg.total_steps - cfg.warmup_steps, 1)
     main = {
         "constant": optax.constant_schedule(cfg.lr),
@@ -76,6 +77,7 @@ class LoRATrainer:
         self.model = model
         self.mesh = mesh if mesh is not None else make_mesh(devices=jax.devices()[:1])
         self.tx = make_optimizer(cfg)
+        self.learning_rate = learning_rate(cfg)  # optimizer step (0-based) -> lr, for the metrics log
         graphdef, lora, rngs, base = nnx.split(model, nnx.LoRAParam, nnx.RngState, ...)
         if not jax.tree.leaves(lora):
             raise ValueError("the model has no LoRA parameters; call lift_jax.lora.apply_lora first")
@@ -123,7 +125,7 @@ class LoRATrainer:
         rows = next(iter(batch.values())).shape[1]
         ways = self.mesh.shape["data"] * self.mesh.shape["fsdp"]
         if (rows * jax.process_count()) % ways:
-            raise ValueError(f"{rows} rows per process do not split over {ways} data-parallel devices")
+            raise ConfigError(f"{rows} rows per process do not split over {ways} data-parallel devices")
         if jax.process_count() == 1:
             return {k: jax.device_put(v, sharding) for k, v in batch.items()}
         return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

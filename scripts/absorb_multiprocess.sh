@@ -4,7 +4,8 @@
 # Runs `python -m lift_jax.absorb ARGS` as N local processes of one run (JAX_NUM_PROCESSES, JAX_PROCESS_ID and
 # a coordinator on 127.0.0.1:<free port>, or LIFT_JAX_COORDINATOR_PORT). Each process keeps the devices it
 # sees (on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=K for K devices per process). Exits with
-# the first non-zero status of a process, or 0.
+# the first non-zero status of a process, or 0. The processes run the project's .venv (created or reused
+# through scripts/setup_env.sh, as demo.sh and test.sh do), or $PYTHON if set (an interpreter with lift_jax).
 set -euo pipefail
 
 if [[ $# -lt 1 || ! $1 =~ ^[1-9][0-9]*$ ]]; then
@@ -13,7 +14,18 @@ if [[ $# -lt 1 || ! $1 =~ ^[1-9][0-9]*$ ]]; then
 fi
 n=$1
 shift
-python=${PYTHON:-python}
+if [[ -n ${PYTHON:-} ]]; then
+    python=$PYTHON
+else
+    repo=$(cd "$(dirname "$0")/.." && pwd)
+    (cd "$repo" && source scripts/setup_env.sh) >&2
+    python=$repo/.venv/bin/python
+fi
+if ! "$python" -c 'import jax, lift_jax' 2>/dev/null; then
+    echo "absorb_multiprocess: $python cannot import jax and lift_jax; unset PYTHON to use the project's .venv" \
+        "(scripts/setup_env.sh) or set PYTHON to an interpreter with lift_jax installed" >&2
+    exit 2
+fi
 port=${LIFT_JAX_COORDINATOR_PORT:-$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 
 pids=()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fake_absorb import PAIRS, run
 
 from lift_jax.models.checkpoint_io import read_safetensors
@@ -76,3 +77,89 @@ def test_kill_during_training_then_rerun_gives_the_uninterrupted_adapter(tiny_ch
         json.loads(x)["step"]: json.loads(x)["loss"] for x in (crashed / "metrics.jsonl").read_text().splitlines()
     }
     assert [resumed[s] for s in range(1, len(losses) + 1)] == losses
+
+
+def test_cosine_schedule_runs_from_the_cli_and_metrics_log_every_n_steps(tiny_checkpoints, tmp_path):
+    import math
+
+    from fake_absorb import tiny_config
+
+    import lift_jax.absorb as absorb_module
+
+    cfg = tiny_config(tiny_checkpoints["llama3"], tmp_path / "run")
+    Path(cfg.document).write_text("Item one weighs four grams. " * 8)  # 224 one-byte tokens: 7 chunks of 32
+    absorb_module.main([
+        f"--config.model_path={cfg.model_path}", f"--config.document={cfg.document}",
+        f"--config.output_dir={cfg.output_dir}", "--config.method=raw", "--config.raw_chunk_tokens=32",
+        "--config.lora.rank=4", "--config.train.max_length=64", "--config.train.epochs=3",
+        "--config.train.batch_size=4",
+        "--config.train.lr=0.001", "--config.train.schedule=cosine", "--config.train.log_every=4",
+        "--config.train.checkpoint_every=5", "--config.mesh.data=1", "--config.ask.measure_first_token=false",
+    ])
+    total = 3 * math.ceil(7 / 4)  # estimated before training: exact for raw chunks
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [4, 5, 6]  # every 4th, the checkpointed 5th and the last (6th)
+    for m in metrics:
+        assert m["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * (m["step"] - 1) / total)), rel=1e-5)
+    assert json.loads((tmp_path / "run" / "timing.json").read_text())["steps"] == total
+
+
+@pytest.fixture(scope="module")
+def lift_raw_run(tiny_checkpoints, tmp_path_factory) -> tuple[Path, dict]:
+    """A `lift+raw` run: the fake producer's pairs plus the document's raw chunks."""
+    from fake_absorb import fake_producer, tiny_config
+
+    import lift_jax.absorb as absorb_module
+
+    out = tmp_path_factory.mktemp("lift_raw") / "run"
+    cfg = tiny_config(tiny_checkpoints["llama3"], out)
+    cfg.method, cfg.raw_chunk_tokens = "lift+raw", 16
+    real = absorb_module.start_qa_producer
+    absorb_module.start_qa_producer = fake_producer(0.0)
+    try:
+        summary = absorb_module.absorb(cfg, progress=False)
+    finally:
+        absorb_module.start_qa_producer = real
+    return out, summary
+
+
+def test_lift_plus_raw_trains_on_the_pairs_and_the_raw_chunks(lift_raw_run):
+    out, summary = lift_raw_run
+    document = (out / "document.txt").read_text()
+    chunks = -(-len(document.encode()) // 16)  # one token per byte: 56 bytes, 4 chunks of 16 tokens
+    per_epoch = -(-(len(PAIRS) + chunks) // 4)  # 7 steps of 4 rows; the pairs alone would be 6
+    assert summary["steps"] == 3 * per_epoch == 21
+    assert summary["generation"] == {"sentences": len(PAIRS), "pairs": len(PAIRS)}
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [e for e in (1, 2, 3) for _ in range(per_epoch)]
+
+
+def test_ask_with_truncated_context_puts_the_middle_truncated_document_in_the_prompt(
+    lift_raw_run, monkeypatch, capsys
+):
+    import lift_jax.ask as ask_module
+
+    out, _ = lift_raw_run
+    head, tail = "The head of the document. ", " And this is how it ends."
+    (out / "document.txt").write_text(head + "MIDDLE " * 200 + tail)  # far beyond the tiny model's 256 tokens
+    prompts: list[str] = []
+    real = ask_module.generate_ids
+
+    def spy(module, rest, params, stops, pad, **kwargs):
+        prompts.extend(list(kwargs.get("prefix", [])) + list(r) for r in rest)
+        return real(module, rest, params, stops, pad, **kwargs)
+
+    monkeypatch.setattr(ask_module, "generate_ids", spy)
+    for extra in (["--base"], []):  # truncated ICL, LIFT + truncated ICL
+        ask_module.main(["--run", str(out), *extra, "--context", "truncated", "--question", "How does it end?",
+                         "--max-new-tokens", "4"])
+    ask_module.main(["--run", str(out), "--question", "How does it end?", "--max-new-tokens", "4"])
+    assert len(capsys.readouterr().out.splitlines()) == 3  # one answer line each
+    from tiny_models import tiny_tokenizer
+
+    texts = [tiny_tokenizer().decode(p) for p in prompts]
+    for text, ids in zip(texts[:2], prompts[:2], strict=True):
+        assert len(ids) <= 256 - 4  # the window minus the answer
+        assert "Document:\nThe head of the document." in text and "And this is how it ends.\n\nQuestion:" in text
+        assert "MIDDLE MIDDLE" in text and text.count("MIDDLE") < 200  # the middle was cut, both ends kept
+    assert "Document:" not in texts[2] and "How does it end?" in texts[2]

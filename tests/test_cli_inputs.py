@@ -71,6 +71,9 @@ def test_documents_that_cannot_be_absorbed(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(DocumentError, match="is empty"):
         read_document(tmp_path / "empty.txt")
+    (tmp_path / "dots.txt").write_text("... !!! -- ?\n\n* * *\n")
+    with pytest.raises(DocumentError, match="has no words"):
+        read_document(tmp_path / "dots.txt")
     with pytest.raises(DocumentError, match="looks binary"):
         read_document(tmp_path / "bin.dat")
     with pytest.raises(DocumentError, match="not UTF-8"):
@@ -89,6 +92,7 @@ def _absorb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("extra", "message"),
     [
         (["--config.document=empty.txt"], "error: document empty.txt is empty"),
+        (["--config.document=dots.txt"], "error: document dots.txt has no words"),
         (["--config.document=doc.txt", "--config.model_path=/nowhere/model"], "error: model path /nowhere/model"),
         (["--config.document=doc.txt", "--config.train.bogus=1"], "error: unknown config key 'train.bogus'"),
         (["--config.document=doc.txt", "--config.method=magic"], "error: method 'magic' is unknown"),
@@ -106,6 +110,7 @@ def _absorb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 )
 def test_absorb_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, extra, message):
     (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "dots.txt").write_text(". . .\n\n!!! ???\n")
     (tmp_path / "doc.txt").write_text("A short document. It has two sentences.")
     out = _absorb(
         "--config", str(REPO / "configs" / "smollm2_135m.py"), "--config.output_dir=run", *extra, cwd=tmp_path

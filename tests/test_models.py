@@ -96,6 +96,25 @@ def test_missing_shard_is_named(tmp_path):
         load(directory)
 
 
+def test_weights_only_llama_directory_loads_without_a_tokenizer(tiny_checkpoints, tmp_path):
+    full = tiny_checkpoints["llama3"]
+    weights_only = tmp_path / "weights_only"
+    weights_only.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(full / name, weights_only / name)
+    loaded = load(weights_only)
+    assert loaded.tokenizer is None
+    ids, mask = _batch(4)
+    ours = np.asarray(loaded.module(jnp.asarray(ids), attention_mask=jnp.asarray(mask)))
+    assert np.abs(ours - _reference_logits(full, ids, mask))[mask.astype(bool)].max() <= 1e-4
+    from lift_jax.ask import Answerer
+    from lift_jax.prompting import PromptFormat
+    from lift_jax.sampling import SamplingParams
+
+    with pytest.raises(CheckpointError, match="no tokenizer files .* answering needs a tokenizer"):
+        Answerer(loaded, PromptFormat(True, None), SamplingParams(max_new_tokens=1))
+
+
 def test_bfloat16_weights_and_close_logits(tiny_checkpoints):
     ids, mask = _batch(3)
     f32 = np.asarray(

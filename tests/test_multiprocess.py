@@ -151,3 +151,13 @@ def test_a_killed_process_makes_the_other_exit_with_an_error_naming_it(workspace
     # inside a collective, by gloo aborting on the half-received message first.
     heartbeat = "tasks are unhealthy (stopped sending heartbeats):\n1\n" in log
     assert heartbeat or "gloo::EnforceNotMet" in log, log[-3000:]
+
+
+def test_launcher_without_lift_jax_is_one_clear_message(tmp_path):
+    interpreter = tmp_path / "python"
+    interpreter.write_text("#!/bin/sh\nexit 1\n")  # an interpreter that cannot import jax
+    interpreter.chmod(0o755)
+    out = subprocess.run(["bash", str(SCRIPT), "2", "--config", str(CONFIG)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHON": str(interpreter)}, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"absorb_multiprocess: {interpreter} cannot import jax and lift_jax;"), out.stderr

@@ -45,7 +45,7 @@ def _run(*args: str, cwd: Path) -> str:
 @pytest.mark.slow
 def test_lifted_smollm2_answers_the_needle_question_the_base_model_cannot(tmp_path):
     essays = load_essays(niah_essays_dir())
-    cell = NiahCell(length=150, depth=0.5, sample=0)
+    cell = NiahCell(length=60, depth=0.5, sample=0)  # the needle plus a few sentences of distractors
     haystack = next(build_documents(essays, [cell], lambda text: len(text.split())))
     document = tmp_path / "haystack.txt"
     document.write_text(haystack.text)
@@ -57,8 +57,9 @@ def test_lifted_smollm2_answers_the_needle_question_the_base_model_cannot(tmp_pa
             "--config.output_dir=run", "--config.generator.kind=openai",
             f"--config.generator.base_url={server.base_url}", "--config.generator.model=fake",
             "--config.generator.qa_per_sentence=5", "--config.generator.json_mode=false",
-            # a short haystack: more, smaller steps than the demo config so 135M parameters memorise the needle
-            "--config.train.epochs=8", "--config.train.batch_size=4", "--config.train.lr=5e-4",
+            # a short haystack: few, small steps at a high lr so 135M parameters memorise the needle
+            "--config.train.epochs=4", "--config.train.batch_size=4", "--config.train.lr=1e-3",
+            "--config.ask.measure_first_token=false",
             cwd=tmp_path,
         )
         assert server.successes[NEEDLE] == 1  # the needle was its own sentence

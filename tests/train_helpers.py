@@ -26,11 +26,18 @@ def examples(seed: int, count: int, lengths: tuple[int, int] = (8, 30)) -> list[
     return out
 
 
-def batches(steps: int, rows: int = 8, accum: int = 2, distinct: int = 4) -> list[dict[str, np.ndarray]]:
-    """`steps` batches cycling over `distinct` fixed ones, so the loss visibly falls."""
-    buckets = length_buckets(64, 16)
-    fixed = [make_batch(examples(s, rows * accum), rows, accum, buckets, pad_id=0) for s in range(distinct)]
+def step_examples(
+    steps: int, rows: int = 8, accum: int = 2, distinct: int = 4
+) -> list[list[tuple[list[int], list[int]]]]:
+    """The raw examples of `steps` batches cycling over `distinct` fixed ones, so the loss visibly falls."""
+    fixed = [examples(s, rows * accum) for s in range(distinct)]
     return [fixed[i % distinct] for i in range(steps)]
+
+
+def batches(steps: int, rows: int = 8, accum: int = 2, distinct: int = 4) -> list[dict[str, np.ndarray]]:
+    """`step_examples` as lift_jax batches."""
+    buckets = length_buckets(64, 16)
+    return [make_batch(ex, rows, accum, buckets, pad_id=0) for ex in step_examples(steps, rows, accum, distinct)]
 
 
 def lora_model(checkpoint: Path, mesh=None, seed: int = 1) -> Transformer:

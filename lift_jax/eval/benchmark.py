@@ -6,10 +6,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from lift_jax.errors import ConfigError, LiftError
+
 _KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
 
 
-class BenchmarkFormatError(ValueError):
+class BenchmarkFormatError(LiftError, ValueError):
     """A benchmark file that breaks its format; the message names the file and the first bad record."""
 
     def __init__(self, path: str | Path, where: str, problem: str) -> None:
@@ -69,4 +71,4 @@ def require(record: object, key: str, kind: type, *, path: str | Path, where: st
 def check_max_documents(max_documents: int | None) -> None:
     """Reject a negative document limit (None means all documents)."""
     if max_documents is not None and max_documents < 0:
-        raise ValueError(f"max_documents must be >= 0 or None, got {max_documents}")
+        raise ConfigError(f"max_documents must be >= 0 or None, got {max_documents}")

@@ -9,15 +9,11 @@ from pathlib import Path
 
 import ml_collections
 
-from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
+from lift_jax.cli import enable_compilation_cache, fail, parse_config_args
 from lift_jax.config import METHODS
+from lift_jax.errors import LiftError
 from lift_jax.eval.harness import Benchmark, run_benchmark
 from lift_jax.eval.records import SUMMARY_MD
-from lift_jax.judge import JudgeUnavailable
-from lift_jax.models.checkpoint_io import CheckpointError
-from lift_jax.peft_io import AdapterError
-from lift_jax.synth.cache import CacheError
-from lift_jax.synth.generators import GeneratorUnavailable
 
 COMMON_USAGE = """
 Fields (each `--config.<field>=VALUE`): data (benchmark file or folder), max_documents (first N; 0 = all),
@@ -32,10 +28,7 @@ Writes output_dir/predictions.jsonl (one line per question and method), summary.
 one absorb run per document and method in output_dir/runs/. Rerunning the same command resumes: finished
 (document, method) pairs are skipped, errored answers are retried.
 """
-ERRORS = (
-    UsageError, ValueError, FileNotFoundError, GeneratorUnavailable, JudgeUnavailable, CheckpointError,
-    AdapterError, CacheError,
-)
+ERRORS = (LiftError, FileNotFoundError)  # FileNotFoundError: a benchmark path the user gave does not exist
 
 
 class _Stderr(logging.StreamHandler):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ml_collections
 
 from lift_jax import config as absorb_config
+from lift_jax.errors import ConfigError
 from lift_jax.judge import judge_config
 
 BASE_MODEL_METHODS = ("base", "icl")  # answered by the untouched base model, no absorb
@@ -49,15 +50,15 @@ def eval_config(benchmark: str, data: str, methods: str, base: str = "smollm2_13
 
 
 def parse_methods(text: str) -> tuple[str, ...]:
-    """The comma list `text` as methods in the given order, duplicates dropped; ValueError names a bad one and
+    """The comma list `text` as methods in the given order, duplicates dropped; ConfigError names a bad one and
     lists the valid ones."""
     valid = eval_methods()
     methods = tuple(dict.fromkeys(m.strip() for m in str(text).split(",") if m.strip()))
     if not methods:
-        raise ValueError(f"no methods given; use a comma list of {', '.join(valid)}")
+        raise ConfigError(f"no methods given; use a comma list of {', '.join(valid)}")
     unknown = [m for m in methods if m not in valid]
     if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r} in methods={text!r}; use {', '.join(valid)}")
+        raise ConfigError(f"unknown method {unknown[0]!r} in methods={text!r}; use {', '.join(valid)}")
     return methods
 
 
@@ -83,13 +84,13 @@ def check_eval_config(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
     """Validate the harness fields; returns the parsed methods."""
     methods = parse_methods(cfg.methods)
     if cfg.max_documents < 0:
-        raise ValueError(f"max_documents must be >= 0 (0 = all), got {cfg.max_documents}")
+        raise ConfigError(f"max_documents must be >= 0 (0 = all), got {cfg.max_documents}")
     if not cfg.data:
-        raise ValueError("no benchmark data given; pass --config.data=PATH")
+        raise ConfigError("no benchmark data given; pass --config.data=PATH")
     if not cfg.output_dir:
-        raise ValueError("no output directory given; pass --config.output_dir=DIR")
+        raise ConfigError("no output directory given; pass --config.output_dir=DIR")
     if cfg.eval.answer_batch_size < 1:
-        raise ValueError(f"eval.answer_batch_size must be at least 1, got {cfg.eval.answer_batch_size}")
+        raise ConfigError(f"eval.answer_batch_size must be at least 1, got {cfg.eval.answer_batch_size}")
     if cfg.ask.context_tokens < 0:
-        raise ValueError(f"ask.context_tokens must be >= 0 (0 = the model's window), got {cfg.ask.context_tokens}")
+        raise ConfigError(f"ask.context_tokens must be >= 0 (0 = the model's window), got {cfg.ask.context_tokens}")
     return methods

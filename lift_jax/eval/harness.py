@@ -32,7 +32,7 @@ import ml_collections
 from lift_jax.absorb import Timing, absorb_document, prompt_format
 from lift_jax.ask import Answerer
 from lift_jax.eval.adapters import base_model
-from lift_jax.eval.benchmark import Document, QAItem
+from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem
 from lift_jax.eval.config import BASE_MODEL_METHODS, absorb_method, check_eval_config, generates_qa, reads_document
 from lift_jax.eval.metrics import Scorer
 from lift_jax.eval.qa_share import coverage, link_shared_cache
@@ -117,7 +117,7 @@ class Evaluator:
         seen: set[str] = set()
         for doc in docs:
             if doc.id in seen:
-                raise ValueError(f"{self.cfg.data}: two documents share the id {doc.id!r}")
+                raise BenchmarkFormatError(self.cfg.data, "documents", f"two documents share the id {doc.id!r}")
             seen.add(doc.id)
         done = self.store.done_keys()
         work = [(doc, todo) for doc in docs if (todo := self._pending(doc, done))]

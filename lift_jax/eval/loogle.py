@@ -12,6 +12,7 @@ from pathlib import Path
 
 import ml_collections
 
+from lift_jax.errors import MissingInputError
 from lift_jax.eval.benchmark import Document, QAItem
 from lift_jax.eval.cli import eval_main
 from lift_jax.eval.harness import Benchmark
@@ -28,10 +29,10 @@ def loogle_files(data: str | Path) -> list[Path]:
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
-            raise FileNotFoundError(f"no .jsonl files in {path}")
+            raise MissingInputError(f"no .jsonl files in {path}")
         return files
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingInputError(f"{path} does not exist")
     return [path]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import ml_collections
 
+from lift_jax.errors import ConfigError
 from lift_jax.eval.benchmark import Document, QAItem
 from lift_jax.eval.cli import eval_main
 from lift_jax.eval.harness import Benchmark
@@ -35,9 +36,9 @@ def _numbers(text: str, kind: type, field: str) -> list[Any]:
     try:
         values = [kind(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"niah.{field}={text!r}: expected a comma list of {kind.__name__}s") from None
+        raise ConfigError(f"niah.{field}={text!r}: expected a comma list of {kind.__name__}s") from None
     if not values:
-        raise ValueError(f"niah.{field} is empty")
+        raise ConfigError(f"niah.{field} is empty")
     return values
 
 
@@ -52,15 +53,18 @@ def keywords(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
     """The scoring keywords of `cfg.niah`."""
     words = tuple(k.strip() for k in cfg.niah.keywords.split(",") if k.strip())
     if not words:
-        raise ValueError("niah.keywords is empty")
+        raise ConfigError("niah.keywords is empty")
     return words
 
 
 def token_counter(model_path: str) -> Callable[[str], int]:
     """Token count of a text under the model's tokenizer (loaded without the weights)."""
+    from lift_jax.models.checkpoint_io import CheckpointError
     from lift_jax.models.loader import load_tokenizer, resolve_source
 
     tokenizer = load_tokenizer(resolve_source(model_path))
+    if tokenizer is None:
+        raise CheckpointError(f"{model_path} has no tokenizer files; NIAH lengths are counted in its tokens")
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
+from lift_jax.errors import ConfigError, MissingInputError
 from lift_jax.eval.benchmark import Document, QAItem
 
 NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
@@ -70,7 +71,7 @@ def parse_cell_id(cell_id: str) -> NiahCell:
     """Inverse of NiahCell.id."""
     match = _CELL_ID.fullmatch(cell_id)
     if match is None:
-        raise ValueError(f"not a NIAH cell id: {cell_id!r} (expected e.g. L1000_D0.25_S0)")
+        raise ConfigError(f"not a NIAH cell id: {cell_id!r} (expected e.g. L1000_D0.25_S0)")
     return NiahCell(int(match[1]), float(match[2]), int(match[3]))
 
 
@@ -78,11 +79,11 @@ def grid(lengths: Iterable[int], depths: Iterable[float], samples: int) -> list[
     """All cells, length-major, then depth, then sample."""
     lengths, depths = list(lengths), [float(d) for d in depths]
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     if any(length < 1 for length in lengths):
-        raise ValueError(f"lengths must be positive, got {lengths}")
+        raise ConfigError(f"lengths must be positive, got {lengths}")
     if any(not 0.0 <= d <= 1.0 for d in depths):
-        raise ValueError(f"depths are fractions in [0, 1] (not percent), got {depths}")
+        raise ConfigError(f"depths are fractions in [0, 1] (not percent), got {depths}")
     return [NiahCell(length, d, s) for length in lengths for d in depths for s in range(samples)]
 
 
@@ -99,7 +100,7 @@ def load_essays(directory: str | Path) -> list[str]:
     """The `*.txt` essays of a folder, in sorted file-name order."""
     files = sorted(Path(directory).glob("*.txt"))
     if not files:
-        raise FileNotFoundError(f"no .txt essays in {directory}")
+        raise MissingInputError(f"no .txt essays in {directory}")
     return [f.read_text(encoding="utf-8") for f in files]
 
 
@@ -131,7 +132,7 @@ def _essay_text(
         if total > min_tokens:
             break
         if k == len(order) and total == 0:
-            raise ValueError("the essays hold no tokens")
+            raise ConfigError("the essays hold no tokens")
         parts.append(essays[i])
         total += count_tokens(essays[i])
     return ESSAY_SEPARATOR.join(parts)
@@ -152,7 +153,7 @@ def fit_distractor(
     boundaries: O(log n) calls of `count_tokens`.
     """
     if not essays or not order:
-        raise ValueError("no essays to build the haystack from")
+        raise ConfigError("no essays to build the haystack from")
     text = _essay_text(essays, order, length, count_tokens)
     ends = [m.end() for m in _WORD.finditer(text)]
     over = _first(len(ends), lambda k: count_tokens(text[: ends[k]] + " " + needle) > length)
@@ -161,7 +162,7 @@ def fit_distractor(
     starts = [m.start() for m in _WORD.finditer(text, 0, end)]
     first = _first(len(starts), lambda k: count_tokens(text[starts[k] : end] + " " + needle) <= length)
     if first == len(starts):
-        raise ValueError(f"length {length} leaves no room for distractor text beside the needle")
+        raise ConfigError(f"length {length} leaves no room for distractor text beside the needle")
     return text[starts[first] : end]
 
 
@@ -172,7 +173,7 @@ def insert_needle(distractor: str, needle: str, depth: float, count_tokens: Coun
     O(log n) calls of `count_tokens`.
     """
     if not 0.0 <= depth <= 1.0:
-        raise ValueError(f"depth is a fraction in [0, 1] (not percent), got {depth}")
+        raise ConfigError(f"depth is a fraction in [0, 1] (not percent), got {depth}")
     starts = [start for start, _ in split_sentences(distractor)[1:]]
     bounds = [0, *starts, len(distractor)]
     target = depth * count_tokens(distractor)

@@ -9,12 +9,12 @@ window: scored inside / outside) and timings. Reruns append; the last line per (
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lift_jax.durable import append_jsonl, open_append, read_jsonl, write_atomic
+from lift_jax.errors import CorruptFileError
 from lift_jax.eval.metrics import Scorer, aggregate, by_category
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -41,20 +41,15 @@ class PredictionStore:
     def __init__(self, output_dir: str | Path) -> None:
         self.output_dir = Path(output_dir)
         self.path = self.output_dir / PREDICTIONS_FILE
-        self._tail_repaired = False
 
     def records(self) -> list[dict[str, Any]]:
         """The latest record per (id, method), in the order the keys first appeared."""
         if not self.path.exists():
             return []
-        lines = self.path.read_bytes().split(b"\n")
         latest: dict[Key, dict[str, Any]] = {}
-        # The piece after the last newline is empty, or a write torn by a kill: skip it either way.
-        for number, line in enumerate(lines[:-1], start=1):
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ValueError(f"{self.path}:{number}: corrupt record (not a torn last line)") from None
+        for number, record in read_jsonl(self.path):  # a write torn by a kill is skipped
+            if record is None:
+                raise CorruptFileError(f"{self.path}:{number}: corrupt record (not a torn last line)")
             latest[record_key(record)] = record
         return list(latest.values())
 
@@ -67,26 +62,8 @@ class PredictionStore:
         missing = [field for field in REQUIRED_FIELDS if field not in record]
         if missing:
             raise ValueError(f"record lacks {', '.join(missing)}: {dict(record)!r}")
-        line = json.dumps(dict(record), ensure_ascii=False) + "\n"
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if not self._tail_repaired:
-            self._drop_torn_tail()
-            self._tail_repaired = True
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _drop_torn_tail(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb+") as f:
-            data = f.read()
-            keep = data.rfind(b"\n") + 1
-            if keep < len(data):
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
+        with open_append(self.path, lock=False) as f:  # also cuts off a torn tail a killed run left
+            append_jsonl(f, [dict(record)])
 
 
 def _rounded(scores: Mapping[str, float]) -> dict[str, float]:
@@ -201,21 +178,6 @@ def summary_markdown(summary: Mapping[str, Mapping[str, Any]], title: str = "Res
         lines += ["", "## Inside / outside the truncated-ICL window", "",
                   *markdown_table(header, part_rows, numeric_from=2)]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Replace `path` with `text` atomically (temporary file in the same folder, fsync, os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_summary(

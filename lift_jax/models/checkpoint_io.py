@@ -13,6 +13,8 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
+from lift_jax.errors import LiftError
+
 _SAFETENSORS_DTYPES = {
     "F64": np.float64,
     "F32": np.float32,
@@ -27,7 +29,7 @@ _SAFETENSORS_DTYPES = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LiftError, ValueError):
     """A checkpoint file is missing, malformed or inconsistent."""
 
 
@@ -99,14 +101,6 @@ _GGUF_LAYER_NAMES = {
 _GGUF_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _GEMMA_ARCHS = ("gemma2", "gemma3")
 _ROPE_PERMUTED_ARCHS = ("llama",)  # llama.cpp interleaves q/k rows for these
-
-
-def gguf_architecture(path: Path) -> str:
-    """The `general.architecture` string of a GGUF file."""
-    import gguf
-
-    reader = gguf.GGUFReader(path)
-    return reader.fields["general.architecture"].contents()
 
 
 def _gguf_to_hf_name(name: str, arch: str) -> str | None:

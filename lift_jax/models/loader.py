@@ -18,6 +18,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from lift_jax.errors import ConfigError
 from lift_jax.models import bundled
 from lift_jax.models.checkpoint_io import CheckpointError, read_gguf, read_safetensors_dir
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config
@@ -28,11 +29,14 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "fp32": jnp.float32
 # Multimodal and plain checkpoints nest the text decoder differently.
 _PREFIXES = ("model.language_model.", "language_model.model.", "model.")
 _IGNORED = re.compile(r"(rotary_emb\.inv_freq|vision_tower|multi_modal_projector|vision_model)")
+# Any of these makes a directory's tokenizer loadable; without all of them it holds weights only.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "spiece.model")
 
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A loaded checkpoint: the NNX module, its tokenizer and where it came from."""
+    """A loaded checkpoint: the NNX module, its tokenizer (None for a weights-only directory) and where it
+    came from."""
 
     module: Transformer
     tokenizer: Any
@@ -42,6 +46,15 @@ class LoadedModel:
     gguf_file: str | None
     dtype: jnp.dtype
     mesh: Mesh | None
+
+    def require_tokenizer(self, purpose: str) -> Any:
+        """The tokenizer, or a CheckpointError saying that `purpose` needs one when the checkpoint has none."""
+        if self.tokenizer is None:
+            raise CheckpointError(
+                f"{self.source} has weights but no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...); "
+                f"{purpose} needs a tokenizer: copy the base model's tokenizer files into that directory"
+            )
+        return self.tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +91,7 @@ def resolve_dtype(dtype: str | jnp.dtype) -> jnp.dtype:
     """'float32' | 'bfloat16' (or a jnp dtype) -> jnp dtype."""
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
-            raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPES)}")
+            raise ConfigError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPES)}")
         return _DTYPES[dtype]
     return jnp.dtype(dtype).type if jnp.dtype(dtype) in (jnp.float32, jnp.bfloat16) else jnp.float32
 
@@ -91,9 +104,13 @@ def load_hf_config(source: CheckpointSource) -> Any:
     return AutoConfig.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
 
 
-def load_tokenizer(source: CheckpointSource) -> Any:
-    """The checkpoint's tokenizer (from the directory or the GGUF vocabulary)."""
+def load_tokenizer(source: CheckpointSource) -> Any | None:
+    """The checkpoint's tokenizer (from the directory or the GGUF vocabulary); None for a directory without
+    tokenizer files."""
     from transformers import AutoTokenizer
+
+    if not source.gguf_file and not any((source.directory / name).exists() for name in TOKENIZER_FILES):
+        return None
 
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     return AutoTokenizer.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
@@ -138,7 +155,8 @@ def _tensors(source: CheckpointSource, spec: ModelSpec):
 def load(
     path: str | Path, dtype: str | jnp.dtype = "float32", mesh: Mesh | None = None, progress: bool = False
 ) -> LoadedModel:
-    """Load a Llama / Gemma 2/3 / Qwen 2/3 checkpoint into a Flax NNX Transformer with its tokenizer.
+    """Load a Llama / Gemma 2/3 / Qwen 2/3 checkpoint into a Flax NNX Transformer with its tokenizer (None
+    for a weights-only directory: `LoadedModel.require_tokenizer` is the clear error where one is needed).
 
     `path`: a Hugging Face directory (model.safetensors or sharded index), a .gguf file, or `bundled:<name>`.
     `mesh`: if given, each weight goes straight to its partition-rule sharding on it.

@@ -8,13 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from lift_jax.errors import LiftError
+
 SUPPORTED_MODEL_TYPES = ("llama", "gemma2", "gemma3_text", "qwen2", "qwen3")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
 _GEMMA_TYPES = ("gemma2", "gemma3_text")
 _ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(LiftError, ValueError):
     """The checkpoint describes an architecture lift_jax does not implement."""
 
 

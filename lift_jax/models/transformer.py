@@ -146,7 +146,6 @@ class Transformer(nnx.Module):
             if spec.tie_embeddings
             else Dense(spec.hidden_size, spec.vocab_size, use_bias=False, dtype=dtype, rngs=rngs)
         )
-        self.remat = False
 
     def hidden_states(
         self,
@@ -166,12 +165,7 @@ class Transformer(nnx.Module):
         new_cache = [] if cache is not None else None
         for i, layer in enumerate(self.layers):
             layer_cache = cache[i] if cache is not None else None
-            if self.remat:
-                x, layer_cache = nnx.remat(type(layer).__call__)(
-                    layer, x, positions, key_valid, layer_cache, cache_index
-                )
-            else:
-                x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index)
+            x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index)
             if new_cache is not None:
                 new_cache.append(layer_cache)
         return self.norm(x), new_cache

@@ -15,12 +15,12 @@ from pathlib import Path
 import ml_collections
 
 from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
-from lift_jax.documents import DocumentError, read_document
+from lift_jax.documents import read_document
+from lift_jax.errors import LiftError
 from lift_jax.runio import RunDir
 from lift_jax.synth.cache import CacheError, QACache
 from lift_jax.synth.generators import GeneratorUnavailable
 from lift_jax.synth.pipeline import GenerationSummary, generate_document
-from lift_jax.synth.prompts import PromptError
 
 USAGE = __doc__
 
@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.generator.kind == "local":
             enable_compilation_cache()  # the local sampler's compilations are reused across runs
         summary = run(cfg)
-    except (UsageError, DocumentError, PromptError, FileNotFoundError, ValueError) as e:
-        fail(str(e))
     except (GeneratorUnavailable, CacheError) as e:
         fail(str(e), code=1)
+    except LiftError as e:
+        fail(str(e))
     print(json.dumps(summary.as_dict()))
 
 

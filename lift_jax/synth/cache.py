@@ -11,25 +11,23 @@ Failed sentences are retried.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
-import itertools
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from lift_jax.durable import FileBusyError, append_jsonl, open_append, read_jsonl, write_json_atomic
+from lift_jax.errors import LiftError
 from lift_jax.synth.parse import QAPair
 
 FORMAT = "lift_jax.qa_cache/1"
 _SHARD_FILE = re.compile(r"^qa_cache(?:\.p(\d+)-of-(\d+))?\.jsonl$")
 
 
-class CacheError(RuntimeError):
+class CacheError(LiftError, RuntimeError):
     """The QA cache cannot be written (another process holds it, or the directory is unusable)."""
 
 
@@ -67,74 +65,29 @@ def _read_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """('sentence', record) for each complete sentence group, ('failed', record) for each failure line."""
     key: str | None = None
     pairs: list[QAPair] = []
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                if not raw.endswith(b"\n"):
-                    raise ValueError("torn last line")
-                rec = json.loads(raw)
-                rec_key = rec["key"]
-            except (ValueError, KeyError, TypeError):
-                key, pairs = None, []  # the group this line belonged to is incomplete
-                continue
-            status = rec.get("status")
-            if status is None:
-                if rec_key != key:
-                    key, pairs = rec_key, []
-                pairs.append(QAPair(rec.get("question"), rec.get("answer")))
-                continue
-            group = pairs if rec_key == key else []
-            if status == "failed":
-                yield "failed", rec
-            elif status == "ok" and rec.get("n_pairs") == len(group):
-                yield "sentence", {**rec, "pairs": tuple(group)}
-            key, pairs = None, []
+    for _, rec in read_jsonl(path):
+        if not isinstance(rec, dict) or "key" not in rec:
+            key, pairs = None, []  # the group this line belonged to is incomplete
+            continue
+        rec_key = rec["key"]
+        status = rec.get("status")
+        if status is None:
+            if rec_key != key:
+                key, pairs = rec_key, []
+            pairs.append(QAPair(rec.get("question"), rec.get("answer")))
+            continue
+        group = pairs if rec_key == key else []
+        if status == "failed":
+            yield "failed", rec
+        elif status == "ok" and rec.get("n_pairs") == len(group):
+            yield "sentence", {**rec, "pairs": tuple(group)}
+        key, pairs = None, []
 
 
-def open_append(path: Path, hint: str = "") -> BinaryIO:
-    """Open a JSONL file of status-terminated records for appending, creating its directory: locked against
-    other writers (CacheError if another process holds it), with whatever a crash left after the last
-    complete record (a torn line, an unfinished sentence's pairs) cut off."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+b")  # noqa: SIM115 - returned open
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise CacheError(f"another process is writing {path}{'; ' + hint if hint else ''}") from None
-    size = f.seek(0, os.SEEK_END)
-    keep = _committed_length(f, size)
-    if keep != size:
-        f.truncate(keep)
-        os.fsync(f.fileno())
-    return f
-
-
-def append_records(f: BinaryIO, records: list[dict[str, Any]]) -> None:
-    """Write `records` as JSON lines in one write, then flush and fsync."""
-    f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _committed_length(f: BinaryIO, size: int) -> int:
-    """Length of the file up to the end of its last complete record line (one carrying `status`): anything
-    after it is a torn line or the pairs of a sentence whose write a crash interrupted."""
-    start, window = size, 65536
-    while start > 0:
-        start = max(0, start - window)
-        window *= 2
-        f.seek(start)
-        segments = f.read(size - start).split(b"\n")  # the last segment follows the last line break
-        ends = list(itertools.accumulate(len(seg) + 1 for seg in segments[:-1]))
-        for i in range(len(segments) - 2, 0 if start > 0 else -1, -1):  # segment 0 may be a partial line
-            try:
-                rec = json.loads(segments[i])
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and "status" in rec:
-                return start + ends[i]
-    return 0
+def is_terminal(record: Any) -> bool:
+    """Whether a cache line ends a group (a sentence's `ok` / `failed` line, a judge verdict): a crash-cut
+    group's lines after the last terminal line are cut off before the next append."""
+    return isinstance(record, dict) and "status" in record
 
 
 class QACache:
@@ -172,13 +125,21 @@ class QACache:
 
     def open_writer(self) -> QACache:
         """Create the directory, lock this process's file and cut off a torn last line left by a crash."""
-        self._file = open_append(self.path, "give each process its own shard")
+        try:
+            self._file = open_append(self.path, complete=is_terminal, hint="give each process its own shard")
+        except FileBusyError as e:
+            raise CacheError(str(e)) from None
+        except OSError as e:
+            raise CacheError(f"cannot open the QA cache {self.path}: {e.strerror or e}") from e
         return self
 
     def _append(self, records: list[dict[str, Any]]) -> None:
         if self._file is None:
             raise CacheError("the QA cache is not open for writing; call open_writer() first")
-        append_records(self._file, records)
+        try:
+            append_jsonl(self._file, records)
+        except OSError as e:
+            raise CacheError(f"cannot write the QA cache {self.path}: {e.strerror or e}") from e
 
     def append_ok(self, key: str, sentence_index: int, pairs: list[QAPair]) -> None:
         """Durably record a sentence's pairs followed by its terminal `ok` line."""
@@ -201,27 +162,16 @@ class QACache:
             "summary": summary,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_json_atomic(self.manifest_path, manifest)
+        try:
+            write_json_atomic(self.manifest_path, manifest, ensure_ascii=False)
+        except OSError as e:
+            raise CacheError(f"cannot write the QA cache manifest {self.manifest_path}: {e.strerror or e}") from e
 
     def close(self) -> None:
         """Release the writer lock."""
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a unique temporary file beside `path`, fsync it, then os.replace it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def iter_qa_pairs(directory: Path | str, keys: set[str] | None = None) -> Iterator[tuple[int, QAPair]]:

@@ -21,12 +21,14 @@ from typing import Any
 import httpx
 import ml_collections
 
+from lift_jax.errors import LiftError
+
 log = logging.getLogger(__name__)
 _FATAL_STATUS = (401, 403, 404)  # wrong key, wrong URL or model: no request can succeed
 _POOL_SIZE = 8
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(LiftError, RuntimeError):
     """A request that failed for good: a final HTTP status, or transient failures until retries ran out."""
 
     def __init__(self, message: str, status: int | None = None, attempts: int = 1):
@@ -40,7 +42,7 @@ class RequestFailed(RuntimeError):
         return self.status in _FATAL_STATUS
 
 
-class _Transient(Exception):
+class _Transient(LiftError):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from lift_jax.errors import ConfigError
+
 KINDS = ("local", "openai", "vllm")
 
 
@@ -39,15 +41,15 @@ def generator_config() -> ml_collections.ConfigDict:
 def check_generator_config(cfg: ml_collections.ConfigDict) -> None:
     """Raise ValueError naming the first generator setting that cannot work."""
     if cfg.kind not in KINDS:
-        raise ValueError(f"generator.kind {cfg.kind!r} is unknown; use one of {', '.join(KINDS)}")
+        raise ConfigError(f"generator.kind {cfg.kind!r} is unknown; use one of {', '.join(KINDS)}")
     for name in ("qa_per_sentence", "concurrency", "samples_per_sentence", "local_batch_size",
                  "max_new_tokens", "completion_max_new_tokens", "min_sentence_chars", "max_sentence_chars"):
         if cfg[name] < 1:
-            raise ValueError(f"generator.{name} must be at least 1, got {cfg[name]}")
+            raise ConfigError(f"generator.{name} must be at least 1, got {cfg[name]}")
     for name in ("max_retries", "empty_retries", "max_context_chars"):
         if cfg[name] < 0:
-            raise ValueError(f"generator.{name} must not be negative, got {cfg[name]}")
+            raise ConfigError(f"generator.{name} must not be negative, got {cfg[name]}")
     if cfg.timeout_s <= 0:
-        raise ValueError(f"generator.timeout_s must be positive, got {cfg.timeout_s}")
+        raise ConfigError(f"generator.timeout_s must be positive, got {cfg.timeout_s}")
     if cfg.kind == "openai" and not cfg.base_url.startswith(("http://", "https://")):
-        raise ValueError(f"generator.base_url {cfg.base_url!r} must start with http:// or https://")
+        raise ConfigError(f"generator.base_url {cfg.base_url!r} must start with http:// or https://")

@@ -17,6 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import ml_collections
 
+from lift_jax.errors import ConfigError, LiftError
 from lift_jax.synth.client import ClientSettings, OpenAIClient, RequestFailed
 from lift_jax.synth.config import KINDS
 from lift_jax.synth.prompts import PromptTemplate, load_prompt
@@ -27,11 +28,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class GeneratorUnavailable(RuntimeError):
+class GeneratorUnavailable(LiftError, RuntimeError):
     """The generator cannot be used at all (server unreachable, key or model rejected, engine missing)."""
 
 
-class GenerationFailed(RuntimeError):
+class GenerationFailed(LiftError, RuntimeError):
     """Generation for one sentence failed for good (after retries)."""
 
     def __init__(self, message: str, attempts: int = 1):
@@ -369,4 +370,4 @@ def make_generator(cfg: ml_collections.ConfigDict, dtype: str = "float32", seed:
         return VLLMGenerator(cfg.model, template, sampling, cfg.concurrency, seed)
     if cfg.kind == "local":
         return LocalGenerator(local_completer(cfg.model, dtype), template, sampling, cfg.local_batch_size, seed)
-    raise ValueError(f"generator.kind {cfg.kind!r} is unknown; use one of {', '.join(KINDS)}")
+    raise ConfigError(f"generator.kind {cfg.kind!r} is unknown; use one of {', '.join(KINDS)}")

@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 
 from lift_jax.synth.cache import QACache, sentence_key
 from lift_jax.synth.config import check_generator_config
-from lift_jax.synth.generators import Generation, GenerationFailed, Generator, Sampling, make_generator
+from lift_jax.synth.generators import (
+    Generation,
+    GenerationFailed,
+    Generator,
+    GeneratorUnavailable,
+    Sampling,
+    make_generator,
+)
 from lift_jax.synth.parse import QAPair, clean_pairs, parse_lines, parse_reply, usable_pair
 from lift_jax.synth.prompts import PromptTemplate, load_prompt
 from lift_jax.synth.split import SentenceTask, sentence_tasks
@@ -185,6 +192,8 @@ class _Worker(threading.Thread):
                 attempts += e.attempts
                 error = str(e)
                 break
+            except GeneratorUnavailable as e:
+                raise GeneratorUnavailable(f"sentence {task.index} ({task.sentence[:60]!r}): {e}") from e
             attempts += generation.attempts
             pairs = extract_pairs(generation, gen.template, task, self.cfg.qa_per_sentence)
             if pairs:

@@ -11,6 +11,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+from lift_jax.errors import LiftError
 from lift_jax.synth.split import SentenceTask
 
 PLACEHOLDERS = ("context", "sentence", "paragraph", "m")
@@ -108,7 +109,7 @@ _FEWSHOT = (
 )
 
 
-class PromptError(ValueError):
+class PromptError(LiftError, ValueError):
     """A prompt name or prompt file that cannot be used."""
 
 

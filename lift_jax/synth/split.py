@@ -8,6 +8,7 @@ import re
 
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
+from lift_jax.errors import ConfigError
 from lift_jax.synth.punkt_en import ABBREVIATIONS, LOWERCASE_WORDS
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -90,7 +91,7 @@ def split_sentences(text: str, min_chars: int = 20, max_chars: int = 1000) -> li
     """Punkt sentences of `text`; ones shorter than `min_chars` merge with the next, ones longer than
     `max_chars` are cut into near-equal pieces at whitespace (hard cuts only inside over-long words)."""
     if min_chars > max_chars:
-        raise ValueError(f"min_sentence_chars ({min_chars}) must not exceed max_sentence_chars ({max_chars})")
+        raise ConfigError(f"min_sentence_chars ({min_chars}) must not exceed max_sentence_chars ({max_chars})")
     sentences = []
     for start, end in _merge_short(text, _punkt_spans(text), min_chars):
         for a, b in _cut_long(text, start, end, max_chars):
