@@ -9,6 +9,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from lift_jax.errors import ConfigError
 from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem, check_max_documents, require
 
 UNITS = ("paragraph", "article")
@@ -98,13 +99,13 @@ def load_squad(
     """
     check_max_documents(max_documents)
     if unit not in UNITS:
-        raise ValueError(f"document_unit={unit!r} is unknown; use {' or '.join(UNITS)}")
+        raise ConfigError(f"document_unit={unit!r} is unknown; use {' or '.join(UNITS)}")
     path = Path(path)
     docs: Iterable[Document] = _documents(path, unit)
     if titles:
         selected = [d for d in docs if d.title in set(titles)]
         missing = [t for t in titles if t not in {d.title for d in selected}]
         if missing:
-            raise ValueError(f'{path}: no article with "title" {missing[0]!r}; check titles=')
+            raise ConfigError(f'{path}: no article with "title" {missing[0]!r}; check titles=')
         docs = selected
     return list(islice(docs, max_documents))
