@@ -16,20 +16,23 @@ def peft_model(checkpoint: Path, adapter: Path) -> PeftModel:
 
 
 def batch_loss(model: torch.nn.Module, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of masked token NLL, number of loss tokens) over all micro-batches of a lift_jax batch."""
+    """(sum of the loss slots' losses, number of loss slots) over all micro-batches of an unpacked lift_jax
+    batch (one example per row, so a row's attention mask is its valid tokens)."""
     total = torch.zeros(())
     count = torch.zeros(())
     for a in range(batch["inputs"].shape[0]):
         logits = model(
             input_ids=torch.tensor(batch["inputs"][a], dtype=torch.long),
-            attention_mask=torch.tensor(batch["mask"][a], dtype=torch.long),
+            attention_mask=torch.tensor(batch["segments"][a] > 0, dtype=torch.long),
         ).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
+        index = torch.tensor(batch["loss_index"][a], dtype=torch.long)
+        logp = logp.gather(1, index[..., None].expand(-1, -1, logp.shape[-1]))  # [rows, L, V]
         targets = torch.tensor(batch["targets"][a], dtype=torch.long)
-        nll = -logp.gather(-1, targets[..., None])[..., 0]
-        weights = torch.tensor(batch["weights"][a])
-        total = total + (nll * weights).sum()
-        count = count + weights.sum()
+        nll = -(logp.gather(-1, targets) * torch.tensor(batch["weights"][a])).sum(-1)
+        slots = torch.tensor(batch["slot_mask"][a])
+        total = total + ((nll + torch.tensor(batch["offsets"][a])) * slots).sum()
+        count = count + slots.sum()
     return total, count
 
 
