@@ -95,6 +95,7 @@ class LoRATrainer:
         self.opt_state = jax.jit(self.tx.init, out_shardings=replicated)(self.lora)
         self.step = 0
         self._step_fn = self._build_step()
+        self._gradients_fn = jax.jit(self._accumulate)
 
     def _build_step(self) -> Any:
         accumulate, tx = self._accumulate, self.tx
@@ -136,8 +137,7 @@ class LoRATrainer:
 
     def gradients(self, batch: dict[str, np.ndarray]) -> tuple[jax.Array, nnx.State]:
         """The loss and adapter gradients the next step would use on `batch` (no update; for checks)."""
-        fn = jax.jit(self._accumulate)
-        grads, loss, _, _ = fn(self.lora, self.rngs, self.base, self.shard_batch(batch))
+        grads, loss, _, _ = self._gradients_fn(self.lora, self.rngs, self.base, self.shard_batch(batch))
         return loss, grads
 
     def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
