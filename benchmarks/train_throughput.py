@@ -274,8 +274,10 @@ def measure_qa(opts: argparse.Namespace) -> list[str]:
     tokens = {name: 0 for name in names}
     cells = {name: 0 for name in names}
     with contextlib.ExitStack() as stack:
-        workers = {name: stack.enter_context(start_worker(_QA, {**args, "layout": QA_LAYOUTS[name]}, JAX_ENV))
-                   for name in names}
+        workers = {}
+        for name in names:
+            workers[name] = stack.enter_context(start_worker(_QA, {**args, "layout": QA_LAYOUTS[name]}, JAX_ENV))
+            print(f"{name}: ready {workers[name].info}", file=sys.stderr, flush=True)
         for i in range(opts.steps):
             for name in names if i % 2 == 0 else names[::-1]:
                 result = workers[name].run()
