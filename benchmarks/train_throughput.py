@@ -15,6 +15,14 @@ for float32, bfloat16 x bfloat16 with float32 accumulation for bfloat16.
 
 The last line reads `ratio_vs_torch_f32=<x>`: lift_jax tokens/s over PyTorch + PEFT tokens/s in float32,
 each side's median step.
+
+    python benchmarks/train_throughput.py --data qa [--steps 12] [--dtypes float32]
+
+LIFT's real training data instead: the QA pairs committed under docs/results/*/qa_cache, chat-formatted as absorb
+formats them (answer-only loss), 8 examples per optimizer step, length buckets up to 256. Three lift_jax workers
+train on the same steps, interleaved: one example per row with the output head on every position (the old step),
+the head on the loss positions only, and packed rows with the answer-only head. It prints loss (answer) tokens/s
+per layout and, last, `qa_packed_speedup=<packed answer-only over unpacked full head>`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from bench_common import save_results
@@ -64,18 +73,14 @@ import jax
 import jax.numpy as jnp
 from lift_jax.lora import LoRAConfig, apply_lora, count_lora_params
 from lift_jax.models import load
+from lift_jax.batching import make_batch
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 model = load("bundled:smollm2-135m-instruct", dtype=ARGS["dtype"]).module
 apply_lora(model, LoRAConfig(rank=ARGS["rank"], alpha=2.0 * ARGS["rank"]), seed=0)
 trainer = LoRATrainer(model, OptimizerConfig(lr=1e-4))
-shape = (1, ARGS["batch"], ARGS["seq"])
-batch = {
-    "inputs": IDS[None, :, :-1].astype(np.int32),
-    "targets": IDS[None, :, 1:].astype(np.int32),
-    "weights": np.ones(shape, np.float32),
-    "mask": np.ones(shape, bool),
-}
+rows = [(ids.tolist(), [1] * len(ids)) for ids in IDS]  # loss on every token
+batch = make_batch(rows, len(rows), 1, (ARGS["seq"],), pad_id=0, full_head=True)
 n = ARGS["ceiling_size"]
 a, b = (jax.random.normal(jax.random.key(i), (n, n), ARGS["dtype"]) for i in range(2))
 matmul = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
@@ -121,6 +126,48 @@ def step():
 serve(step, {"base_params": base_params, "lora_params": sum(p.numel() for p in params),
              "attention": model.config._attn_implementation})
 """
+
+
+_QA = r"""
+import itertools
+from lift_jax.batching import length_buckets, make_batch
+from lift_jax.lora import LoRAConfig, apply_lora
+from lift_jax.models import load
+from lift_jax.prompting import PromptFormat, encode_example
+from lift_jax.sampling import stop_token_ids
+from lift_jax.train import LoRATrainer, OptimizerConfig
+
+loaded = load("bundled:smollm2-135m-instruct", dtype=ARGS["dtype"])
+stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
+examples = [encode_example(loaded.tokenizer, q, a, PromptFormat(), stops) for q, a in ARGS["pairs"]]
+apply_lora(loaded.module, LoRAConfig(rank=ARGS["rank"], alpha=2.0 * ARGS["rank"]), seed=0)
+trainer = LoRATrainer(loaded.module, OptimizerConfig(lr=1e-4))
+per_step, buckets = ARGS["batch"], length_buckets(ARGS["seq"], 32)
+batches = [
+    make_batch(examples[i : i + per_step], per_step, 1, buckets, pad_id=0, **ARGS["layout"])
+    for i in range(0, len(examples), per_step)
+]
+t0 = time.perf_counter()
+for batch in {tuple(v.shape for v in b.values()): b for b in batches}.values():  # compile every shape
+    trainer.train_step(batch)["loss"].block_until_ready()
+compile_s = time.perf_counter() - t0
+cycle = itertools.cycle(batches)
+
+def step():
+    batch = next(cycle)
+    metrics = trainer.train_step(batch)
+    return [float(metrics["loss"]), int(metrics["tokens"]), int(batch["inputs"].size)]
+
+serve(step, {"compile_s": compile_s, "compilations": trainer.compilations(), "steps_per_epoch": len(batches),
+             "prompt_tokens": float(np.mean([len(e[0]) - sum(e[1]) for e in examples])),
+             "answer_tokens": float(np.mean([sum(e[1]) for e in examples]))})
+"""
+
+QA_LAYOUTS = {
+    "unpacked, full head": {"full_head": True},
+    "unpacked, answer-only head": {},
+    "packed, answer-only head": {"pack": True},
+}
 
 
 class Worker:
@@ -206,8 +253,58 @@ def table(results: dict[str, dict[str, Any]], tokens: int) -> list[str]:
     return lines
 
 
+def qa_pairs(limit: int) -> list[tuple[str, str]]:
+    """(question, answer) pairs of the committed QA caches (pairs the bundled generator wrote for LIFT runs)."""
+    root = Path(__file__).resolve().parent.parent / "docs" / "results"
+    pairs = []
+    for cache in sorted(root.glob("*/qa_cache/qa_cache*.jsonl")):
+        for line in cache.read_text().splitlines():
+            record = json.loads(line)
+            if "question" in record:
+                pairs.append((record["question"], record["answer"]))
+    if not pairs:
+        raise SystemExit(f"error: no QA pairs under {root}/*/qa_cache; run from a full checkout of the repo")
+    return pairs[:limit]
+
+
+def measure_qa(opts: argparse.Namespace) -> list[str]:
+    """Loss tokens/s of each batch layout on LIFT's QA examples, steps interleaved; returns table lines."""
+    args = {"dtype": opts.dtypes[0], "batch": opts.batch, "seq": opts.seq, "rank": opts.rank, "vocab": 49152,
+            "warmup": opts.warmup, "pairs": qa_pairs(opts.pairs)}
+    names = list(QA_LAYOUTS)
+    seconds = {name: 0.0 for name in names}
+    tokens = {name: 0 for name in names}
+    cells = {name: 0 for name in names}
+    with contextlib.ExitStack() as stack:
+        workers = {}
+        for name in names:
+            workers[name] = stack.enter_context(start_worker(_QA, {**args, "layout": QA_LAYOUTS[name]}, JAX_ENV))
+            print(f"{name}: ready {workers[name].info}", file=sys.stderr, flush=True)
+        for i in range(opts.steps):
+            for name in names if i % 2 == 0 else names[::-1]:
+                result = workers[name].run()
+                seconds[name] += result["seconds"]
+                tokens[name] += result["loss"][1]
+                cells[name] += result["loss"][2]
+                time.sleep(opts.pause)
+    info = workers[names[0]].info
+    base = tokens[names[0]] / seconds[names[0]]
+    lines = [
+        f"QA data: {len(args['pairs'])} pairs, mean prompt {info['prompt_tokens']:.0f} + answer "
+        f"{info['answer_tokens']:.0f} tokens, {opts.batch} examples per step, {opts.dtypes[0]}",
+        "| layout | loss tokens/s | token cells per loss token | compilations | vs unpacked, full head |",
+        "|---|---|---|---|---|",
+    ]
+    for name in names:
+        rate = tokens[name] / seconds[name]
+        lines.append(f"| {name} | {rate:.1f} | {cells[name] / tokens[name]:.2f} | "
+                     f"{workers[name].info['compilations']} | {rate / base:.2f} |")
+    lines.append(f"qa_packed_speedup={tokens[names[-1]] / seconds[names[-1]] / base:.3f}")
+    return lines
+
+
 def main() -> None:
-    """Print the throughput table and, last, `ratio_vs_torch_f32=<x>`."""
+    """Print the throughput table and, last, `ratio_vs_torch_f32=<x>` (or `qa_packed_speedup=<x>` for QA data)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per side and dtype")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
@@ -216,7 +313,14 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between two timed steps")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
+    parser.add_argument("--data", choices=("random", "qa"), default="random",
+                        help="random: full rows of random tokens vs PyTorch + PEFT; qa: LIFT's QA examples, "
+                             "batch layouts side by side (first dtype only)")
+    parser.add_argument("--pairs", type=int, default=96, help="QA pairs used with --data qa")
     opts = parser.parse_args()
+    if opts.data == "qa":
+        print("\n".join(measure_qa(opts)))
+        return
 
     results = {dtype: measure(dtype, opts) for dtype in opts.dtypes}
     print("\n".join(table(results, opts.batch * opts.seq)))

@@ -46,7 +46,7 @@ from lift_jax.runio import MetricsLog, RunDir, write_json_atomic
 from lift_jax.sampling import SamplingParams, stop_token_ids
 from lift_jax.sharding import make_mesh
 from lift_jax.synth.split import split_sentences
-from lift_jax.train import LoRATrainer, OptimizerConfig
+from lift_jax.train import LoRATrainer, OptimizerConfig, row_multiple
 
 USAGE = __doc__
 log = logging.getLogger("lift_jax.absorb")  # not __name__: run as __main__ by `python -m`
@@ -229,6 +229,8 @@ def _absorb_into(
         buckets=length_buckets(cfg.train.max_length, min(cfg.train.min_bucket, cfg.train.max_length)),
         pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
         seed=cfg.seed,
+        pack=True,
+        row_multiple=row_multiple(mesh, count),
     )
     checkpointer = TrainCheckpointer(run.checkpoints)
     if checkpointer.latest_step() is not None:

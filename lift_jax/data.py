@@ -24,7 +24,7 @@ import grain
 import jax
 import numpy as np
 
-from lift_jax.batching import Example, batch_width, make_batch
+from lift_jax.batching import Example, Placement, batch_width, build_batch, place
 from lift_jax.distributed import all_processes, all_processes_json
 from lift_jax.errors import LiftError
 
@@ -147,9 +147,11 @@ class BatchStream:
     """Yields this process's part of each global batch over `epochs` epochs; `state()` / `restore()` for
     checkpoints.
 
-    A batch holds `rows * accum` examples (rows = this process's share of the global batch); the last batch of
-    an epoch is padded with fully masked rows. With several processes, iterating is collective: every process
-    must iterate its stream in step with the others.
+    A batch holds `rows * accum` examples (rows = this process's share of the global batch's examples per
+    micro-batch); the last batch of an epoch is padded with fully masked rows. With `pack` the examples of a
+    batch are packed into fewer, fuller rows (a multiple of `row_multiple` per micro-batch; see
+    `lift_jax.batching.place`): the same examples and loss, less padding. With several processes, iterating is
+    collective: every process must iterate its stream in step with the others.
     """
 
     def __init__(
@@ -163,9 +165,12 @@ class BatchStream:
         buckets: Sequence[int],
         pad_id: int,
         seed: int,
+        pack: bool = False,
+        row_multiple: int = 1,
     ):
         self.buffer, self.encode = buffer, encode
         self.epochs, self.rows, self.accum = epochs, rows, accum
+        self.pack, self.row_multiple = pack, row_multiple
         self.buckets, self.pad_id, self.seed = buckets, pad_id, seed
         self.epoch, self.position = 1, 0
         self._union: list[TrainItem] | None = None
@@ -213,9 +218,20 @@ class BatchStream:
                 if not agreed[:, 0].any():
                     break
                 self.position += consumed
-                batch = make_batch(examples, self.rows, self.accum, self.buckets, self.pad_id,
-                                   width=int(agreed[:, 1].max()))
-                yield batch, self.state()
+                yield self._batch(examples, int(agreed[:, 1].max())), self.state()
                 if agreed[:, 0].max() < self.rows * self.accum:  # nobody had a full chunk: the epoch is over
                     break
             self.epoch, self.position = self.epoch + 1, 0
+
+    def _batch(self, examples: list[Example | None], longest: int) -> dict[str, np.ndarray]:
+        """This process's part of one global batch; every process agrees on its shape (collective)."""
+        def placed(width: int | None) -> Placement:
+            return place(examples, self.rows, self.accum, self.buckets, pack=self.pack,
+                         row_multiple=self.row_multiple, width=width)
+
+        width = longest
+        if self.pack:  # each process proposes the width it packs best at; all pack at the widest proposal
+            width = int(all_processes([max(placed(None).shape.width, longest)])[:, 0].max())
+        placement = placed(width)
+        shape = placement.shape.merged(all_processes(placement.shape.as_list()))
+        return build_batch(examples, placement, self.pad_id, shape)

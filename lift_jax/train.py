@@ -1,12 +1,14 @@
 """The sharded LoRA SFT step: optax AdamW over adapter parameters only, gradient accumulation, one jit.
 
 The base weights enter the step as (sharded) arguments and are never copied or differentiated; the adapter and
-optimizer state are donated. Batches are [accum, rows, T] with rows split over the mesh's data and fsdp axes.
+optimizer state are donated. Batches (`lift_jax.batching`) are [accum, rows, ...] with rows split over the mesh's
+data and fsdp axes; the loss of a step is the mean over its loss positions of each position's (soft) loss.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -66,8 +68,14 @@ def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """[accum, rows, T] arrays: rows split over data and fsdp."""
-    return NamedSharding(mesh, PartitionSpec(None, ("data", "fsdp"), None))
+    """[accum, rows, ...] arrays: rows split over data and fsdp."""
+    return NamedSharding(mesh, PartitionSpec(None, ("data", "fsdp")))
+
+
+def row_multiple(mesh: Mesh, process_count: int) -> int:
+    """Rows per process must be a multiple of this for the global rows to split over the data-parallel axes."""
+    ways = mesh.shape["data"] * mesh.shape["fsdp"]
+    return ways // math.gcd(ways, process_count)
 
 
 class LoRATrainer:
@@ -89,38 +97,53 @@ class LoRATrainer:
         self.opt_state = jax.jit(self.tx.init, out_shardings=replicated)(self.lora)
         self.step = 0
         self._step_fn = self._build_step()
+        self._gradients_fn = jax.jit(self._accumulate)
 
     def _build_step(self) -> Any:
-        graphdef, tx = self.graphdef, self.tx
-
-        def loss_sum(lora: nnx.State, rngs: nnx.State, base: nnx.State, mb: dict) -> tuple[jax.Array, tuple]:
-            model = nnx.merge(graphdef, lora, rngs, base)
-            hidden, _ = model.hidden_states(mb["inputs"], attention_mask=mb["mask"])
-            total = jnp.sum(model.token_nll(hidden, mb["targets"]) * mb["weights"])
-            return total, (jnp.sum(mb["weights"]), nnx.state(model, nnx.RngState))
-
-        grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
+        accumulate, tx = self._accumulate, self.tx
 
         def step(lora: nnx.State, opt_state: Any, rngs: nnx.State, base: nnx.State, batch: dict) -> tuple:
-            def micro(carry: tuple, mb: dict) -> tuple:
-                grads, loss, count, rngs = carry
-                (mb_loss, (n, rngs)), g = grad_fn(lora, rngs, base, mb)
-                return (jax.tree.map(jnp.add, grads, g), loss + mb_loss, count + n, rngs), None
-
-            zeros = jax.tree.map(jnp.zeros_like, lora)
-            init = (zeros, jnp.float32(0), jnp.float32(0), rngs)
-            (grads, loss, count, rngs), _ = jax.lax.scan(micro, init, batch)
-            denom = jnp.maximum(count, 1.0)
-            grads = jax.tree.map(lambda g: g / denom, grads)
+            grads, loss, count, rngs = accumulate(lora, rngs, base, batch)
             updates, opt_state = tx.update(grads, opt_state, lora)
             lora = optax.apply_updates(lora, updates)
-            metrics = {"loss": loss / denom, "tokens": count, "grad_norm": optax.global_norm(grads)}
+            metrics = {"loss": loss, "tokens": count, "grad_norm": optax.global_norm(grads)}
             return lora, opt_state, rngs, metrics
 
         return jax.jit(step, donate_argnums=(0, 1, 2))
 
+    def _accumulate(self, lora: nnx.State, rngs: nnx.State, base: nnx.State, batch: dict) -> tuple:
+        """(gradients, loss, loss positions, rngs) of a batch: each the mean over its loss positions."""
+        graphdef = self.graphdef
+
+        def loss_sum(lora: nnx.State, rngs: nnx.State, mb: dict) -> tuple[jax.Array, tuple]:
+            model = nnx.merge(graphdef, lora, rngs, base)
+            hidden, _ = model.hidden_states(mb["inputs"], positions=mb["positions"], segment_ids=mb["segments"])
+            # The head runs on the loss slots only: [rows, L, D] gathered from [rows, T, D].
+            at_slots = jnp.take_along_axis(hidden, mb["loss_index"][..., None], axis=1)
+            per_slot = model.token_loss(at_slots, mb["targets"], mb["weights"]) + mb["offsets"]
+            total = jnp.sum(per_slot * mb["slot_mask"])
+            return total, (jnp.sum(mb["slot_mask"]), nnx.state(model, nnx.RngState))
+
+        grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
+
+        def micro(carry: tuple, mb: dict) -> tuple:
+            grads, loss, count, rngs = carry
+            (mb_loss, (n, rngs)), g = grad_fn(lora, rngs, mb)
+            return (jax.tree.map(jnp.add, grads, g), loss + mb_loss, count + n, rngs), None
+
+        zeros = jax.tree.map(jnp.zeros_like, lora)
+        init = (zeros, jnp.float32(0), jnp.float32(0), rngs)
+        (grads, loss, count, rngs), _ = jax.lax.scan(micro, init, batch)
+        denom = jnp.maximum(count, 1.0)
+        return jax.tree.map(lambda g: g / denom, grads), loss / denom, count, rngs
+
+    def gradients(self, batch: dict[str, np.ndarray]) -> tuple[jax.Array, nnx.State]:
+        """The loss and adapter gradients the next step would use on `batch` (no update; for checks)."""
+        grads, loss, _, _ = self._gradients_fn(self.lora, self.rngs, self.base, self.shard_batch(batch))
+        return loss, grads
+
     def shard_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        """Place a host batch ([accum, rows, T], this process's rows) onto the mesh."""
+        """Place a host batch ([accum, rows, ...], this process's rows) onto the mesh."""
         sharding = batch_sharding(self.mesh)
         rows = next(iter(batch.values())).shape[1]
         ways = self.mesh.shape["data"] * self.mesh.shape["fsdp"]

@@ -16,14 +16,17 @@ def _encode(item: TrainItem) -> tuple[list[int], list[int]]:
     return [n, n + 1, n + 2], [0, 1, 1]
 
 
-def _stream(buffer: ItemBuffer, epochs: int = 3) -> BatchStream:
-    return BatchStream(buffer, _encode, epochs=epochs, rows=2, accum=2, buckets=(4,), pad_id=0, seed=7)
+def _stream(buffer: ItemBuffer, epochs: int = 3, pack: bool = False) -> BatchStream:
+    return BatchStream(buffer, _encode, epochs=epochs, rows=2, accum=2, buckets=(4,), pad_id=0, seed=7, pack=pack)
 
 
 def _firsts(batch: dict[str, np.ndarray]) -> list[int]:
-    rows = batch["inputs"].reshape(-1, batch["inputs"].shape[-1])
-    valid = batch["mask"].reshape(-1, batch["mask"].shape[-1])[:, 0]
-    return [int(r[0]) for r, v in zip(rows, valid, strict=True) if v]
+    """The first token of every example in the batch, micro-batch by micro-batch, row by row."""
+    inputs = batch["inputs"].reshape(-1, batch["inputs"].shape[-1])
+    positions = batch["positions"].reshape(inputs.shape)
+    segments = batch["segments"].reshape(inputs.shape)
+    return [int(t) for t, p, s in zip(inputs.ravel(), positions.ravel(), segments.ravel(), strict=True)
+            if s > 0 and p == 0]
 
 
 def _items(n: int) -> list[TrainItem]:
@@ -48,8 +51,21 @@ def test_partial_last_batch_is_padded_with_masked_rows():
     buffer = ItemBuffer(_items(5))
     buffer.close()
     batches = [b for b, _ in _stream(buffer, epochs=1)]
-    assert [int(b["mask"][..., 0].sum()) for b in batches] == [4, 1]
+    assert [int((b["segments"][..., 0] > 0).sum()) for b in batches] == [4, 1]
     assert batches[1]["weights"].sum() == 2.0 and batches[1]["inputs"].shape == (2, 2, 4)
+
+
+def test_packed_epochs_hold_the_same_examples_in_fewer_rows():
+    buffer = ItemBuffer(_items(10))
+    buffer.close()
+    plain = [(b, s) for b, s in _stream(buffer)]
+    packed = [(b, s) for b, s in _stream(buffer, pack=True)]
+    assert [s for _, s in packed] == [s for _, s in plain]  # same steps, same checkpoint states
+    for (p, _), (u, _) in zip(packed, plain, strict=True):
+        assert sorted(_firsts(p)) == sorted(_firsts(u))
+        assert p["slot_mask"].sum() == u["slot_mask"].sum()
+    # two 2-token examples per row of 4: a micro-batch of 2 examples is one row
+    assert packed[0][0]["inputs"].shape == (2, 1, 4) and plain[0][0]["inputs"].shape == (2, 2, 4)
 
 
 def test_resume_from_any_state_gives_the_same_batches():

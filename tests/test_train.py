@@ -66,15 +66,21 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_checkpoints):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_compilations_are_bounded_by_the_length_buckets(tiny_checkpoints):
+@pytest.mark.parametrize("pack", [False, True])
+def test_one_compilation_per_distinct_bucketed_shape(tiny_checkpoints, pack):
     trainer = LoRATrainer(lora_model(tiny_checkpoints["gemma3"]), OptimizerConfig(lr=LR))
     buckets = length_buckets(64, 16)  # (16, 32, 64)
     rng = np.random.RandomState(0)
+    shapes = set()
     for step in range(12):
         rows = examples(step, 4, lengths=(6, int(rng.choice([12, 30, 60]))))
-        trainer.train_step(make_batch(rows, rows=4, accum=1, buckets=buckets, pad_id=0))
-    assert trainer.compilations() <= len(buckets)
-    assert trainer.compilations() >= 2  # the mix really used several buckets
+        batch = make_batch(rows, rows=4, accum=1, buckets=buckets, pad_id=0, pack=pack)
+        shapes.add(tuple(v.shape for v in batch.values()))
+        trainer.train_step(batch)
+    assert trainer.compilations() == len(shapes)
+    # widths come from the length buckets, loss slots from the same buckets below the width, packed rows per
+    # micro-batch from (1, 2, 4)
+    assert 2 <= len(shapes) <= sum(len(length_buckets(b, 16)) for b in buckets) * (3 if pack else 1)
 
 
 def test_a_model_without_lora_is_rejected(tiny_checkpoints):

@@ -118,14 +118,24 @@ class LayerCache(NamedTuple):
 
 
 def attention_mask(
-    query_pos: jax.Array, key_pos: jax.Array, key_valid: jax.Array, window: int | None
+    query_pos: jax.Array,
+    key_pos: jax.Array,
+    key_valid: jax.Array,
+    window: int | None,
+    segments: jax.Array | None = None,
 ) -> jax.Array:
-    """Boolean [batch, query, key]: causal, valid keys only, and within the sliding window if any."""
+    """Boolean [batch, query, key]: causal, valid keys only, and within the sliding window if any.
+
+    With `segments` [batch, seq] (queries and keys are the same tokens; packed rows) a query sees only keys of
+    its own segment; positions restart at 0 in every segment, so causality and windows stay per example.
+    """
     q = query_pos[:, :, None]
     k = key_pos[:, None, :]
     allowed = (k <= q) & key_valid[:, None, :]
     if window is not None:
         allowed &= k > q - window
+    if segments is not None:
+        allowed &= segments[:, :, None] == segments[:, None, :]
     return allowed
 
 
@@ -235,7 +245,9 @@ class Attention(nnx.Module):
         key_valid: jax.Array,
         cache: LayerCache | None = None,
         cache_index: jax.Array | None = None,
+        segments: jax.Array | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
+        """Self-attention over x [b, t, hidden]; `segments` (packed rows, no cache) keeps each example apart."""
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
         k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
@@ -256,7 +268,7 @@ class Attention(nnx.Module):
                 ),
             )
             k, v, key_pos = cache.k.astype(x.dtype), cache.v.astype(x.dtype), cache.positions
-        mask = attention_mask(positions, key_pos, key_pos >= 0, self.window)
+        mask = attention_mask(positions, key_pos, key_pos >= 0, self.window, segments)
 
         out = grouped_attention(q, k, v, mask, self.scale, self.softcap)
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), cache

@@ -6,12 +6,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from lift_jax.models.layers import Attention, Dense, GatedMLP, LayerCache, RMSNorm
 from lift_jax.models.spec import ModelSpec
 
-NLL_CHUNK = 256  # tokens per slice of the output head in `Transformer.token_nll`
+NLL_CHUNK = 256  # positions per slice of the output head in `Transformer.token_loss`
 
 
 def head_logits(hidden: jax.Array, weight: jax.Array, layout: str, softcap: float | None) -> jax.Array:
@@ -20,22 +21,33 @@ def head_logits(hidden: jax.Array, weight: jax.Array, layout: str, softcap: floa
     return out if softcap is None else jnp.tanh(out / softcap) * softcap
 
 
-def _nll_and_unit_grad(
-    hidden: jax.Array, weight: jax.Array, targets: jax.Array, layout: str, softcap: float | None
+def _loss_and_unit_grad(
+    hidden: jax.Array, weight: jax.Array, targets: jax.Array, weights: jax.Array, layout: str,
+    softcap: float | None,
 ) -> tuple[jax.Array, jax.Array]:
-    """NLL [n] of `targets` for hidden [n, D], and d(NLL_i)/d(hidden_i) [n, D] (float32)."""
+    """Loss [n] = sum_k weights[:, k] * -log q(targets[:, k]) for hidden [n, D] and targets/weights [n, K], and
+    d(loss_i)/d(hidden_i) [n, D] (float32): the logit gradient is sum(w) * softmax - scatter(w)."""
     logits = head_logits(hidden, weight, layout, softcap)
     top = jnp.max(logits, axis=-1, keepdims=True)
     exp = jnp.exp(logits - top)
     total = jnp.sum(exp, axis=-1, keepdims=True)
-    picked = jnp.take_along_axis(logits, targets[:, None], axis=-1)
-    nll = (top + jnp.log(total) - picked)[:, 0]
-    vocab = jax.lax.broadcasted_iota(targets.dtype, logits.shape, 1)
-    dlogits = exp / total - (vocab == targets[:, None]).astype(jnp.float32)
+    picked = jnp.take_along_axis(logits, targets, axis=-1)
+    mass = jnp.sum(weights, axis=-1, keepdims=True)
+    loss = (mass * (top + jnp.log(total)) - jnp.sum(weights * picked, axis=-1, keepdims=True))[:, 0]
+    dlogits = mass * (exp / total) - _scatter(weights, targets, logits.shape)
     if softcap is not None:
         dlogits = dlogits * (1.0 - jnp.square(logits / softcap))
     unit = jnp.einsum(f"nv,{layout}->nd", dlogits.astype(weight.dtype), weight, preferred_element_type=jnp.float32)
-    return nll, unit
+    return loss, unit
+
+
+def _scatter(weights: jax.Array, targets: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """[n, V] float32 with weights[i, k] added at column targets[i, k]."""
+    if targets.shape[1] == 1:  # hard targets: a compare that fuses into the softmax, no scatter
+        vocab = jax.lax.broadcasted_iota(targets.dtype, shape, 1)
+        return jnp.where(vocab == targets, weights, 0.0)
+    rows = jax.lax.broadcasted_iota(targets.dtype, targets.shape, 0)
+    return jnp.zeros(shape, jnp.float32).at[rows, targets].add(weights)
 
 
 def _sliced(x: jax.Array, size: int) -> jax.Array:
@@ -45,47 +57,55 @@ def _sliced(x: jax.Array, size: int) -> jax.Array:
     return x.reshape(-1, size, *x.shape[1:])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def chunked_nll(
-    hidden: jax.Array, weight: jax.Array, targets: jax.Array, layout: str, softcap: float | None, chunk: int
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def chunked_loss(
+    hidden: jax.Array, weight: jax.Array, targets: jax.Array, weights: jax.Array, layout: str,
+    softcap: float | None, chunk: int,
 ) -> jax.Array:
-    """Per-token NLL [n] of `targets` [n] under the head, `chunk` tokens at a time (never [n, V] at once).
+    """Per-position loss [n] = sum_k weights[:, k] * -log q(targets[:, k]) for hidden [n, D] and
+    targets/weights [n, K], `chunk` positions at a time (never [n, V] at once).
 
-    The head weight is a constant (no gradient). The backward pass is folded into the forward one: each
-    token's loss depends on its own hidden state only, so d(sum_i g_i NLL_i)/d(hidden_i) = g_i * d(NLL_i)/d(hidden_i)
-    and the per-token gradient is computed while a slice's logits are at hand.
+    The head weight and the target weights are constants (no gradient). The backward pass is folded into the
+    forward one: each position's loss depends on its own hidden state only, so
+    d(sum_i g_i loss_i)/d(hidden_i) = g_i * d(loss_i)/d(hidden_i), computed while a slice's logits are at hand.
     """
     n = targets.shape[0]
 
-    def one(args: tuple[jax.Array, jax.Array]) -> jax.Array:
-        h, t = args
+    def one(args: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        h, t, w = args
         logits = head_logits(h, weight, layout, softcap)
-        return jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, t[:, None], axis=-1)[:, 0]
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        return jnp.sum(w, axis=-1) * lse - jnp.sum(w * jnp.take_along_axis(logits, t, axis=-1), axis=-1)
 
-    return jax.lax.map(one, (_sliced(hidden, chunk), _sliced(targets, chunk))).reshape(-1)[:n]
+    sliced = (_sliced(hidden, chunk), _sliced(targets, chunk), _sliced(weights, chunk))
+    return jax.lax.map(one, sliced).reshape(-1)[:n]
 
 
-def _chunked_nll_fwd(
-    hidden: jax.Array, weight: jax.Array, targets: jax.Array, layout: str, softcap: float | None, chunk: int
-) -> tuple[jax.Array, tuple[jax.Array]]:
+def _chunked_loss_fwd(
+    hidden: jax.Array, weight: jax.Array, targets: jax.Array, weights: jax.Array, layout: str,
+    softcap: float | None, chunk: int,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     n = targets.shape[0]
 
-    def one(args: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        h, t = args
-        return _nll_and_unit_grad(h, weight, t, layout, softcap)
+    def one(args: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        h, t, w = args
+        return _loss_and_unit_grad(h, weight, t, w, layout, softcap)
 
-    nll, unit = jax.lax.map(one, (_sliced(hidden, chunk), _sliced(targets, chunk)))
-    return nll.reshape(-1)[:n], (unit.reshape(-1, hidden.shape[-1])[:n].astype(hidden.dtype),)
-
-
-def _chunked_nll_bwd(
-    layout: str, softcap: float | None, chunk: int, residuals: tuple[jax.Array], g: jax.Array
-) -> tuple[jax.Array, None, None]:
-    (unit,) = residuals
-    return (g[:, None] * unit).astype(unit.dtype), None, None
+    sliced = (_sliced(hidden, chunk), _sliced(targets, chunk), _sliced(weights, chunk))
+    loss, unit = jax.lax.map(one, sliced)
+    return loss.reshape(-1)[:n], (unit.reshape(-1, hidden.shape[-1])[:n].astype(hidden.dtype), targets, weights)
 
 
-chunked_nll.defvjp(_chunked_nll_fwd, _chunked_nll_bwd)
+def _chunked_loss_bwd(
+    layout: str, softcap: float | None, chunk: int, residuals: tuple[jax.Array, jax.Array, jax.Array],
+    g: jax.Array,
+) -> tuple[jax.Array, None, jax.Array, jax.Array]:
+    unit, targets, weights = residuals
+    no_target_grad = np.zeros(targets.shape, jax.dtypes.float0)
+    return (g[:, None] * unit).astype(unit.dtype), None, no_target_grad, jnp.zeros_like(weights)
+
+
+chunked_loss.defvjp(_chunked_loss_fwd, _chunked_loss_bwd)
 
 
 class DecoderLayer(nnx.Module):
@@ -111,8 +131,9 @@ class DecoderLayer(nnx.Module):
         key_valid: jax.Array,
         cache: LayerCache | None,
         cache_index: jax.Array | None,
+        segments: jax.Array | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
-        attn, cache = self.self_attn(self.input_layernorm(x), positions, key_valid, cache, cache_index)
+        attn, cache = self.self_attn(self.input_layernorm(x), positions, key_valid, cache, cache_index, segments)
         if self.pre_feedforward_layernorm is not None:
             x = x + self.post_attention_layernorm(attn)
             return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x))), cache
@@ -154,18 +175,25 @@ class Transformer(nnx.Module):
         attention_mask: jax.Array | None = None,
         cache: list[LayerCache] | None = None,
         cache_index: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
     ) -> tuple[jax.Array, list[LayerCache] | None]:
-        """Final-norm hidden states [batch, seq, hidden] and the updated cache (if one was given)."""
+        """Final-norm hidden states [batch, seq, hidden] and the updated cache (if one was given).
+
+        `segment_ids` [batch, seq] (no cache) packs several examples in a row: tokens attend only within their
+        segment (0 = padding, masked unless `attention_mask` says otherwise); pass per-example `positions`.
+        """
         b, t = input_ids.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-        key_valid = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
+        if attention_mask is None:
+            attention_mask = jnp.ones((b, t), bool) if segment_ids is None else segment_ids > 0
+        key_valid = attention_mask.astype(bool)
         x = self.embed_tokens(input_ids)
         x = x * jnp.asarray(self.spec.embed_scale, x.dtype)
         new_cache = [] if cache is not None else None
         for i, layer in enumerate(self.layers):
             layer_cache = cache[i] if cache is not None else None
-            x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index)
+            x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index, segment_ids)
             if new_cache is not None:
                 new_cache.append(layer_cache)
         return self.norm(x), new_cache
@@ -180,21 +208,28 @@ class Transformer(nnx.Module):
         """Output head (tied or not) with Gemma's final soft-capping, in float32."""
         return head_logits(hidden, *self.head(), self.spec.final_softcap)
 
-    def token_nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
-        """Per-token NLL [batch, seq] (float32) of `targets` given final hidden states, without the [B, T, V] logits.
+    def token_loss(self, hidden: jax.Array, targets: jax.Array, weights: jax.Array) -> jax.Array:
+        """Per-position loss [...] (float32) = sum_k weights[..., k] * -log q(targets[..., k]) for hidden [..., D]
+        and targets/weights [..., K], without materialising the [..., V] logits.
 
         Gradients flow to `hidden` only: the output head is frozen (LoRA never adapts it).
         """
         weight, layout = self.head()
-        nll = chunked_nll(
+        k = targets.shape[-1]
+        loss = chunked_loss(
             hidden.reshape(-1, hidden.shape[-1]),
             jax.lax.stop_gradient(weight),
-            targets.reshape(-1),
+            targets.reshape(-1, k),
+            weights.reshape(-1, k).astype(jnp.float32),
             layout,
             self.spec.final_softcap,
             NLL_CHUNK,
         )
-        return nll.reshape(targets.shape)
+        return loss.reshape(targets.shape[:-1])
+
+    def token_nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
+        """Per-token NLL [...] (float32) of hard `targets` [...] given final hidden states [..., D]."""
+        return self.token_loss(hidden, targets[..., None], jnp.ones((*targets.shape, 1), jnp.float32))
 
     def __call__(
         self,
