@@ -212,9 +212,9 @@ class Transformer(nnx.Module):
         return self.logits(hidden)
 
     def init_cache(self, batch: int, slots: int, dtype: jnp.dtype | None = None) -> list[LayerCache]:
-        """An empty KV cache with `slots` positions per sequence."""
+        """An empty KV cache with `slots` positions per sequence (k/v [batch, kv_heads, slots, head_dim])."""
         spec = self.spec
-        shape = (batch, slots, spec.num_kv_heads, spec.head_dim)
+        shape = (batch, spec.num_kv_heads, slots, spec.head_dim)
         dtype = dtype or self.dtype
         return [
             LayerCache(
