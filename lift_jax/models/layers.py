@@ -261,7 +261,7 @@ class Attention(nnx.Module):
         positions: jax.Array,
         key_valid: jax.Array,
         cache: LayerCache | None = None,
-        cache_index: jax.Array | None = None,
+        cache_index: jax.Array | int | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
@@ -275,8 +275,11 @@ class Attention(nnx.Module):
         key_pos = jnp.where(key_valid, positions, -1)
         if cache is not None:
             cache = cache.write(k, v, key_pos, cache_index)
-            mask = attention_mask(positions, cache.positions, cache.positions >= 0, self.window)
-            k, v = cache.k.astype(x.dtype), cache.v.astype(x.dtype)
+            # A static (int) write position bounds the filled slots: attend to those only (a prefill).
+            filled = cache_index + t if isinstance(cache_index, int) else cache.positions.shape[1]
+            k, v = cache.k[:, :, :filled].astype(x.dtype), cache.v[:, :, :filled].astype(x.dtype)
+            key_pos = cache.positions[:, :filled]
+            mask = attention_mask(positions, key_pos, key_pos >= 0, self.window)
             out = cached_attention(q, k, v, mask, self.scale, self.softcap)
             return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), cache
         mask = attention_mask(positions, key_pos, key_pos >= 0, self.window)
