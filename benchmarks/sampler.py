@@ -157,7 +157,7 @@ def run_side(side: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run one side in its own subprocess and return its rows."""
     command = [sys.executable, __file__, "--side", side, "--batches", *map(str, args.batches),
                "--new-tokens", str(args.new_tokens), "--modes", *args.modes, "--context-chars", str(args.context_chars)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)  # stderr: shown as it comes
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
