@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lift_jax.models.layers import LayerCache
 from lift_jax.models.transformer import Transformer
 
 # End-of-turn markers of the supported chat templates; decoding stops on any that the vocabulary has.
@@ -61,17 +62,34 @@ def stop_token_ids(tokenizer: Any, spec_eos: Sequence[int] = ()) -> tuple[int, .
 
 
 def _select(logits: jax.Array, key: jax.Array, temperature: float, top_p: float) -> jax.Array:
+    """Next token ids [batch] from float32 logits [batch, vocab]: argmax at temperature 0, else a sample of
+    softmax(logits / temperature), restricted to the nucleus (the most likely tokens whose probability mass
+    reaches `top_p`) when top_p < 1. The nucleus is looked for among the TOP_P_CANDIDATES most likely tokens
+    only (a top-k instead of a full-vocabulary sort), and the sample is drawn among those candidates."""
     if temperature <= 0.0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     logits = logits / temperature
-    if top_p < 1.0:
-        # Nucleus among the TOP_P_CANDIDATES most likely tokens: a top-k instead of a full-vocabulary sort.
-        top_logits, _ = jax.lax.top_k(logits, min(TOP_P_CANDIDATES, logits.shape[-1]))
-        probs = jax.nn.softmax(top_logits, axis=-1)
-        keep = jnp.cumsum(probs, axis=-1) - probs < top_p  # the first token always survives
-        threshold = jnp.min(jnp.where(keep, top_logits, jnp.inf), axis=-1, keepdims=True)
-        logits = jnp.where(logits >= threshold, logits, -jnp.inf)
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+    if top_p >= 1.0:
+        return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+    top_logits, top_ids = jax.lax.top_k(logits, min(TOP_P_CANDIDATES, logits.shape[-1]))
+    probs = jnp.exp(top_logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True))
+    keep = jnp.cumsum(probs, axis=-1) - probs < top_p  # the most likely token always survives
+    choice = jax.random.categorical(key, jnp.where(keep, top_logits, -jnp.inf), axis=-1)
+    return jnp.take_along_axis(top_ids, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
+
+
+def _last_logits(
+    module: Transformer,
+    tokens: jax.Array,
+    positions: jax.Array,
+    mask: jax.Array,
+    cache: list[LayerCache],
+    index: jax.Array | int,
+) -> tuple[jax.Array, list[LayerCache]]:
+    """Run `tokens` through the model into the cache; float32 logits [batch, vocab] of the last position only
+    (the head over every prompt position would cost more than the rest of the prefill)."""
+    hidden, cache = module.hidden_states(tokens, positions, mask, cache, index)
+    return module.logits(hidden[:, -1]), cache
 
 
 @functools.partial(
@@ -98,23 +116,17 @@ def _decode(
     batch, prompt_len = tokens.shape
     shared = prefix.shape[0]
     if shared:  # the common prefix is computed once and its cache copied to every row
-        prefix_cache = module.init_cache(1, slots)
         prefix_pos = jnp.arange(shared, dtype=jnp.int32)[None]
-        _, prefix_cache = module.forward_with_cache(
-            prefix[None], prefix_pos, jnp.ones((1, shared), bool), prefix_cache, jnp.int32(0)
+        _, prefix_cache = module.hidden_states(
+            prefix[None], prefix_pos, jnp.ones((1, shared), bool), module.init_cache(1, slots), 0
         )
         cache = jax.tree.map(lambda x: jnp.repeat(x, batch, axis=0), prefix_cache)
     else:
         cache = module.init_cache(batch, slots)
     positions = (shared + jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)).astype(jnp.int32)
-    logits, cache = module.forward_with_cache(tokens, positions, mask, cache, jnp.int32(shared))
+    last, cache = _last_logits(module, tokens, positions, mask, cache, shared)
     prompt_len = shared + prompt_len
-    last = logits[:, -1]
-    next_pos = positions[:, -1] + 1
     out = jnp.full((batch, max_new_tokens), pad_id, jnp.int32)
-    done = jnp.zeros((batch,), bool)
-    lines = jnp.zeros((batch,), jnp.int32)
-    lengths = jnp.zeros((batch,), jnp.int32)
     ones = jnp.ones((batch, 1), bool)
 
     def cond(carry: tuple) -> jax.Array:
@@ -125,14 +137,15 @@ def _decode(
         i, out, done, lines, lengths, last, cache, pos, key = carry
         key, sub = jax.random.split(key)
         token = jnp.where(done, pad_id, _select(last, sub, temperature, top_p))
-        out = out.at[:, i].set(token)
+        out = jax.lax.dynamic_update_slice(out, token[:, None], (0, i))
         lengths = jnp.where(done, lengths, i + 1)
-        lines = lines + jnp.isin(token, line_ids).astype(jnp.int32)
-        done = done | jnp.isin(token, stop_ids) | ((max_lines > 0) & (lines >= max_lines))
-        logits, cache = module.forward_with_cache(token[:, None], pos[:, None], ones, cache, prompt_len + i)
-        return i + 1, out, done, lines, lengths, logits[:, -1], cache, pos + 1, key
+        lines = lines + jnp.any(token[:, None] == line_ids, axis=-1).astype(jnp.int32)
+        done = done | jnp.any(token[:, None] == stop_ids, axis=-1) | ((max_lines > 0) & (lines >= max_lines))
+        last, cache = _last_logits(module, token[:, None], pos[:, None], ones, cache, prompt_len + i)
+        return i + 1, out, done, lines, lengths, last, cache, pos + 1, key
 
-    carry = (jnp.int32(0), out, done, lines, lengths, last, cache, next_pos, key)
+    zeros = jnp.zeros((batch,), jnp.int32)
+    carry = (jnp.int32(0), out, jnp.zeros((batch,), bool), zeros, zeros, last, cache, positions[:, -1] + 1, key)
     final = jax.lax.while_loop(cond, body, carry)
     return final[1], final[4]
 

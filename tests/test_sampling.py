@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from flax import nnx
 from tiny_models import VOCAB
 
 from lift_jax.models import load
-from lift_jax.sampling import SamplingParams, bucket, generate_ids
+from lift_jax.sampling import SamplingParams, _select, bucket, generate_ids
 
 
 def _greedy_by_full_forward(module, prompt: list[int], steps: int, width: int = 32) -> list[int]:
@@ -84,3 +85,85 @@ def test_max_lines_stops_each_row_after_its_line_breaks(tiny_checkpoints):
     stopped = generate_ids(module, prompt, SamplingParams(max_new_tokens=10, max_lines=2), [], 0, breaks)[0]
     second = next(i for i, t in enumerate(free) if sum(x in breaks for x in free[: i + 1]) == 2)
     assert stopped == free[: second + 1]
+
+
+def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The reference nucleus distribution: the most likely tokens until their mass reaches top_p, renormalised."""
+    order = np.argsort(-probs)
+    before = np.cumsum(probs[order]) - probs[order]  # mass of the strictly more likely tokens
+    kept = np.zeros_like(probs)
+    kept[order[before < top_p]] = probs[order[before < top_p]]
+    return kept / kept.sum()
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def _frequencies(tokens: np.ndarray, vocab: int) -> np.ndarray:
+    return np.bincount(np.asarray(tokens).reshape(-1), minlength=vocab) / np.asarray(tokens).size
+
+
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.5, 1.0), (2.0, 1.0), (1.0, 0.7), (0.6, 0.9)])
+def test_select_samples_the_tempered_nucleus_distribution(temperature, top_p):
+    logits = np.array([2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0], np.float32)
+    rows = 40_000  # one independent draw per row: frequency standard errors <= 0.0025
+    batch = jnp.asarray(np.broadcast_to(logits, (rows, logits.size)))
+    tokens = _select(batch, jax.random.key(7), temperature, top_p)
+    want = _nucleus(_softmax(logits / temperature), top_p)
+    got = _frequencies(tokens, logits.size)
+    assert np.abs(got - want).max() < 0.012, (got, want)
+    assert got[want == 0].sum() == 0  # nothing outside the nucleus is ever drawn
+
+
+def test_sampled_first_tokens_follow_the_model_distribution(tiny_checkpoints):
+    """End to end through `generate_ids`: the first sampled token of many identical rows is distributed as the
+    tempered nucleus of the model's next-token logits."""
+    module = load(tiny_checkpoints["llama3"]).module
+    prompt = [7, 8, 9, 10]
+    logits = np.asarray(nnx.jit(lambda m, x: m(x))(module, jnp.asarray([prompt])))[0, -1].astype(np.float64)
+    top = np.sort(logits)[::-1]
+    temperature = float(top[0] - top[4]) / 2  # spreads the mass over the first few tokens
+    top_p, rows = 0.8, 4096
+    params = SamplingParams(max_new_tokens=1, temperature=temperature, top_p=top_p, seed=1)
+    tokens = [row[0] for row in generate_ids(module, [prompt] * rows, params, [], 0)]
+    want = _nucleus(_softmax(logits / temperature), top_p)
+    got = _frequencies(np.asarray(tokens), logits.size)
+    assert (want > 0).sum() >= 2, "the test needs a nucleus of several tokens"
+    assert np.abs(got - want).max() < 5 * np.sqrt(0.25 / rows), (got[want > 0], want[want > 0])
+    assert got[want == 0].sum() == 0
+
+
+@pytest.mark.slow
+def test_greedy_batch_equals_transformers_generate_on_smollm2():
+    """Mixed-length chat prompts decoded as one left-padded batch: token for token what transformers
+    `generate` produces for the same padded batch from the same GGUF file, in float32 (no stop token on
+    either side, so rows run past their end of turn)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lift_jax.models.bundled import smollm2_gguf
+
+    path = smollm2_gguf()
+    ours = load(path)
+    ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    questions = ["What is LIFT?", "Name three rivers in Europe and say which one is the longest, briefly.", "Hi!"]
+    prompts = [
+        ours.tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)
+        for q in questions
+    ]
+    prompts = [list(p["input_ids"] if hasattr(p, "keys") else p) for p in prompts]
+    assert len({len(p) for p in prompts}) == len(prompts)
+    steps, pad = 24, ours.tokenizer.pad_token_id
+    got = generate_ids(ours.module, prompts, SamplingParams(max_new_tokens=steps), stop_ids=[], pad_id=pad)
+
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    ref.generation_config.eos_token_id = None  # like stop_ids=[]: no stop, and no EOS suppression either
+    with torch.no_grad():
+        want = ref.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=steps, do_sample=False, pad_token_id=pad
+        )[:, width:]
+    assert got == want.tolist()

@@ -110,11 +110,25 @@ def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
 
 
 class LayerCache(NamedTuple):
-    """One layer's KV cache. `positions` holds each slot's token position, -1 for an empty slot."""
+    """One layer's KV cache. `positions` holds each slot's token position, -1 for an empty slot.
 
-    k: jax.Array  # [batch, slots, kv_heads, head_dim]
+    Heads come before slots, the layout attention multiplies in, so a decode step reads the cache in place
+    instead of transposing all of it in every layer.
+    """
+
+    k: jax.Array  # [batch, kv_heads, slots, head_dim]
     v: jax.Array
     positions: jax.Array  # [batch, slots] int32
+
+    def write(self, k: jax.Array, v: jax.Array, key_pos: jax.Array, index: jax.Array) -> LayerCache:
+        """The cache with k/v [batch, seq, kv_heads, head_dim] and positions [batch, seq] in slots
+        [index, index + seq)."""
+        start = (0, 0, index, 0)
+        return LayerCache(
+            k=jax.lax.dynamic_update_slice(self.k, k.transpose(0, 2, 1, 3).astype(self.k.dtype), start),
+            v=jax.lax.dynamic_update_slice(self.v, v.transpose(0, 2, 1, 3).astype(self.v.dtype), start),
+            positions=jax.lax.dynamic_update_slice(self.positions, key_pos.astype(jnp.int32), (0, index)),
+        )
 
 
 def attention_mask(
@@ -217,6 +231,19 @@ def grouped_attention(
     out = _attention_core(q, k, v, mask, scale, softcap)
     return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, heads, d)
 
+def cached_attention(
+    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float, softcap: float | None
+) -> jax.Array:
+    """`grouped_attention` over a cache in its own layout: q [b, t, heads, d], k/v [b, kv_heads, s, d]."""
+    b, t, heads, d = q.shape
+    kv_heads = k.shape[1]
+    groups = heads // kv_heads
+    q = q.reshape(b, t, kv_heads, groups, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, groups * t, d)
+    probs, _ = _attention_probs(q, k, mask, scale, softcap)
+    out = _dot("bkqs,bksd->bkqd", probs.astype(v.dtype), v, v.dtype)
+    return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, heads, d)
+
+
 class Attention(nnx.Module):
     """Multi-head attention with GQA, optional q/k norms, logit soft-capping and sliding window."""
 
@@ -244,7 +271,7 @@ class Attention(nnx.Module):
         positions: jax.Array,
         key_valid: jax.Array,
         cache: LayerCache | None = None,
-        cache_index: jax.Array | None = None,
+        cache_index: jax.Array | int | None = None,
         segments: jax.Array | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
         """Self-attention over x [b, t, hidden]; `segments` (packed rows, no cache) keeps each example apart."""
@@ -259,15 +286,14 @@ class Attention(nnx.Module):
 
         key_pos = jnp.where(key_valid, positions, -1)
         if cache is not None:
-            start = (0, cache_index, 0, 0)
-            cache = LayerCache(
-                k=jax.lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), start),
-                v=jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start),
-                positions=jax.lax.dynamic_update_slice(
-                    cache.positions, key_pos.astype(jnp.int32), (0, cache_index)
-                ),
-            )
-            k, v, key_pos = cache.k.astype(x.dtype), cache.v.astype(x.dtype), cache.positions
+            cache = cache.write(k, v, key_pos, cache_index)
+            # A static (int) write position bounds the filled slots: attend to those only (a prefill).
+            filled = cache_index + t if isinstance(cache_index, int) else cache.positions.shape[1]
+            k, v = cache.k[:, :, :filled].astype(x.dtype), cache.v[:, :, :filled].astype(x.dtype)
+            key_pos = cache.positions[:, :filled]
+            mask = attention_mask(positions, key_pos, key_pos >= 0, self.window)
+            out = cached_attention(q, k, v, mask, self.scale, self.softcap)
+            return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), cache
         mask = attention_mask(positions, key_pos, key_pos >= 0, self.window, segments)
 
         out = grouped_attention(q, k, v, mask, self.scale, self.softcap)

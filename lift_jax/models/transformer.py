@@ -241,9 +241,9 @@ class Transformer(nnx.Module):
         return self.logits(hidden)
 
     def init_cache(self, batch: int, slots: int, dtype: jnp.dtype | None = None) -> list[LayerCache]:
-        """An empty KV cache with `slots` positions per sequence."""
+        """An empty KV cache with `slots` positions per sequence (k/v [batch, kv_heads, slots, head_dim])."""
         spec = self.spec
-        shape = (batch, slots, spec.num_kv_heads, spec.head_dim)
+        shape = (batch, spec.num_kv_heads, slots, spec.head_dim)
         dtype = dtype or self.dtype
         return [
             LayerCache(
@@ -258,8 +258,11 @@ class Transformer(nnx.Module):
         positions: jax.Array,
         attention_mask: jax.Array,
         cache: list[LayerCache],
-        cache_index: jax.Array,
+        cache_index: jax.Array | int,
     ) -> tuple[jax.Array, list[LayerCache]]:
-        """Write the new tokens into cache slots [cache_index, cache_index + seq) and return their logits."""
+        """Write the new tokens into cache slots [cache_index, cache_index + seq) and return their logits.
+
+        With a Python int `cache_index` (a static prefill position) attention reads slots [0, cache_index + seq)
+        only: later slots must be empty. A traced index reads every slot (empty ones are masked)."""
         hidden, cache = self.hidden_states(input_ids, positions, attention_mask, cache, cache_index)
         return self.logits(hidden), cache
