@@ -30,8 +30,10 @@ from lift_jax.ask import Answerer
 from lift_jax.batching import length_buckets
 from lift_jax.checkpoint import TrainCheckpointer
 from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
-from lift_jax.config import validate_method
+from lift_jax.config import GENERATING_METHODS, validate_method
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
+from lift_jax.distill.run import holdout_report, start_cd_producer, teacher_for
+from lift_jax.distill.targets import distill_example
 from lift_jax.distributed import all_processes, initialize
 from lift_jax.documents import DocumentError, raw_chunks, read_document
 from lift_jax.logfile import logging_to
@@ -89,8 +91,10 @@ def optimizer_config(cfg: ml_collections.ConfigDict, total_steps: int) -> Optimi
     )
 
 
-def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...]):
+def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...], ce_weight: float = 0.0):
     def encode(item: TrainItem):
+        if item.teacher is not None:
+            return distill_example(tokenizer, item.question, item.teacher, fmt, ce_weight)
         if item.question is None:
             return encode_text(tokenizer, item.answer)
         return encode_example(tokenizer, item.question, item.answer, fmt, stops)
@@ -105,7 +109,7 @@ def _check_inputs(cfg: ml_collections.ConfigDict) -> str:
     if not cfg.output_dir:
         raise UsageError("no output directory given; pass --config.output_dir=DIR")
     document = read_document(Path(cfg.document))
-    if cfg.method in ("lift", "lift+raw"):
+    if cfg.method in GENERATING_METHODS:
         check_generator(cfg)
     return document
 
@@ -184,22 +188,29 @@ def _absorb_into(
     if cfg.method in ("raw", "lift+raw"):
         chunks = raw_chunks(tokenizer, document, cfg.raw_chunk_tokens)
         buffer.extend([TrainItem(answer=c, order=(-1, i)) for i, c in enumerate(chunks) if i % count == index])
-    producer = None
+    producer = distiller = None
     if cfg.method in ("lift", "lift+raw"):
         producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress)
-    else:
+    elif cfg.method != "lift+cd":
         buffer.close()
+    elif count > 1:
+        raise UsageError("method lift+cd runs in one process; use mesh.num_processes=1")
 
     prepare_adapter(loaded, cfg)
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=0), mesh=mesh)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    if cfg.method == "lift+cd":  # the teacher shares the trainer's base arrays, so it starts after it
+        teacher = teacher_for(loaded, trainer, cfg, prompt_format(cfg), stops, pad_id)
+        producer, distiller = start_cd_producer(cfg, document, teacher, run.teacher_cache, run.qa_cache, buffer,
+                                                progress=progress)
     stream = BatchStream(
         buffer,
-        _encoder(tokenizer, prompt_format(cfg), stops),
+        _encoder(tokenizer, prompt_format(cfg), stops, cfg.cd.ce_weight),
         epochs=cfg.train.epochs,
         rows=rows,
         accum=cfg.train.grad_accum,
         buckets=length_buckets(cfg.train.max_length, min(cfg.train.min_bucket, cfg.train.max_length)),
-        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+        pad_id=pad_id,
         seed=cfg.seed,
     )
     checkpointer = TrainCheckpointer(run.checkpoints)
@@ -209,14 +220,18 @@ def _absorb_into(
     metrics_log = MetricsLog(run.metrics) if primary else None
     record = metrics_log.write if metrics_log is not None else _log_metrics
     summary = _train(cfg, trainer, stream, checkpointer, record, timing, progress)
-    if metrics_log is not None:
-        metrics_log.close()
     if producer is not None:
         producer.join()
         summary["generation"] = producer.summary
         timing.marks.update(producer.marks(timing.start))
-
     model = trainer.sync_model()
+    if distiller is not None:
+        distiller.close()
+        summary["cd"] = holdout_report(loaded, prompt_format(cfg), distiller, cfg)
+        record({"step": trainer.step, **summary["cd"]})
+    if metrics_log is not None:
+        metrics_log.close()
+
     if primary:
         export_peft_adapter(model, lora_config(cfg), run.adapter, base_model_name=str(cfg.model_path))
     checkpointer.close()

@@ -39,6 +39,7 @@ class TrainItem:
     answer: str
     question: str | None = None
     order: tuple[int, int] = (0, 0)
+    teacher: Any = None  # lift+cd: the teacher's TeacherAnswer for `question` (answer = its text)
 
 
 class ItemBuffer:

@@ -69,6 +69,25 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(None, ("data", "fsdp"), None))
 
 
+def _head_logits_at(model: Transformer, hidden: jax.Array, ids: jax.Array) -> jax.Array:
+    """Logits [..., K] of the vocabulary entries `ids` [..., K] (soft-capped like `model.logits`)."""
+    weight, layout = model.head()
+    weight = jax.lax.stop_gradient(weight)
+    rows = weight[ids] if layout == "vd" else weight.T[ids]  # [..., K, D]
+    out = jnp.einsum("...d,...kd->...k", hidden.astype(jnp.float32), rows.astype(jnp.float32))
+    cap = model.spec.final_softcap
+    return out if cap is None else jnp.tanh(out / cap) * cap
+
+
+def soft_target_loss(model: Transformer, hidden: jax.Array, nll: jax.Array, mb: dict) -> jax.Array:
+    """Per-position `sum_k w_k * -log q(id_k) + offset` (/work/INTERFACE.md) from the hard-target NLL, which
+    gives log Z = nll + logit(target) without materialising [B, T, V] logits."""
+    log_z = nll + _head_logits_at(model, hidden, mb["targets"][..., None])[..., 0]
+    picked = _head_logits_at(model, hidden, mb["soft_ids"])
+    weights = mb["soft_weights"]
+    return jnp.sum(weights, axis=-1) * log_z - jnp.sum(weights * picked, axis=-1) + mb["soft_offset"]
+
+
 class LoRATrainer:
     """Owns the adapter parameters and optimizer state of a LoRA-wrapped model and runs the jitted step."""
 
@@ -94,7 +113,10 @@ class LoRATrainer:
         def loss_sum(lora: nnx.State, rngs: nnx.State, base: nnx.State, mb: dict) -> tuple[jax.Array, tuple]:
             model = nnx.merge(graphdef, lora, rngs, base)
             hidden, _ = model.hidden_states(mb["inputs"], attention_mask=mb["mask"])
-            total = jnp.sum(model.token_nll(hidden, mb["targets"]) * mb["weights"])
+            nll = model.token_nll(hidden, mb["targets"])
+            if "soft_ids" in mb:
+                nll = soft_target_loss(model, hidden, nll, mb)
+            total = jnp.sum(nll * mb["weights"])
             return total, (jnp.sum(mb["weights"]), nnx.state(model, nnx.RngState))
 
         grad_fn = jax.value_and_grad(loss_sum, has_aux=True)

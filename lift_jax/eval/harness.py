@@ -27,6 +27,7 @@ import ml_collections
 
 from lift_jax.absorb import Timing, absorb_document, prompt_format
 from lift_jax.ask import Answerer
+from lift_jax.config import GENERATING_METHODS
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.benchmark import Document, QAItem
 from lift_jax.eval.config import absorb_method, check_eval_config
@@ -46,7 +47,7 @@ from lift_jax.synth.cache import CacheError
 from lift_jax.synth.generators import GeneratorUnavailable
 
 log = logging.getLogger("lift_jax.eval")
-GENERATING = ("lift", "lift+raw")
+GENERATING = GENERATING_METHODS
 FATAL = (GeneratorUnavailable, CacheError, MemoryError)  # stop the run instead of recording an error
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -173,6 +174,8 @@ class Evaluator:
             else:
                 cache_dir = run_dir / "qa_cache"
             before = coverage(run_cfg.generator, doc.text, cache_dir)
+        if method == "lift+cd" and self.cfg.eval.shared_qa_cache:  # teacher outputs shared like the QA pairs
+            link_shared_cache(run_dir, self.output_dir / "teacher_cache", "teacher_cache")
         began = time.perf_counter()
         summary = absorb_document(loaded, self._mesh, run_cfg, doc.text, progress=self.progress, timing=Timing())
         stats: dict[str, Any] = {"absorb_s": round(time.perf_counter() - began, 2), "steps": summary["steps"]}
