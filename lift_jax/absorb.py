@@ -228,7 +228,7 @@ def _absorb_into(
     if distiller is not None:
         distiller.close()
         summary["cd"] = holdout_report(loaded, prompt_format(cfg), distiller, cfg)
-        record({"step": trainer.step, **summary["cd"]})
+        record({"step": trainer.step, **{k: v for k, v in summary["cd"].items() if k != "held_out_answers"}})
     if metrics_log is not None:
         metrics_log.close()
 

@@ -82,7 +82,7 @@ def cd_config() -> ml_collections.ConfigDict:
     cd.ce_weight = 0.0  # extra cross-entropy weight on the teacher's greedy token
     cd.max_answer_tokens = 64  # greedy teacher answer length
     cd.holdout = 0.1  # seeded share of questions never trained on, answered closed-book after training
-    cd.max_questions_per_sentence = 5  # after de-duplication and the content-word filter
+    cd.max_questions_per_sentence = 4  # after de-duplication and the content-word filter; the teacher's batch
     cd.duplicate_overlap = 0.8  # questions whose content words overlap this much (Jaccard) are one question
     # A sentence with content but no usable generated question gets one deterministic question:
     # "what_about": "What does the document say about <its first content words>?"

@@ -25,7 +25,8 @@ def teacher_for(loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.C
                 stops: tuple[int, ...], pad_id: int) -> Teacher:
     """The frozen base model over the trainer's own base arrays (adapter off), as the run's teacher."""
     module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
-    return Teacher(module, loaded.tokenizer, fmt, stops, pad_id, cfg.cd.top_k, cfg.cd.max_answer_tokens)
+    return Teacher(module, loaded.tokenizer, fmt, stops, pad_id, cfg.cd.top_k, cfg.cd.max_answer_tokens,
+                   batch=cfg.cd.max_questions_per_sentence)
 
 
 def start_cd_producer(cfg: ml_collections.ConfigDict, document: str, teacher: Teacher, teacher_cache: Path,
@@ -49,7 +50,11 @@ def holdout_report(loaded: LoadedModel, fmt: PromptFormat, distiller: Distiller,
         params = SamplingParams(max_new_tokens=cfg.cd.max_answer_tokens)
         answers = Answerer(loaded, fmt, params).answer([h.question for h in held])
         scores = [f1_score(a, [h.teacher_answer]) for a, h in zip(answers, held, strict=True)]
-        report["holdout_f1"] = round(sum(scores) / len(scores), 2)
+        report["holdout_f1"] = round(100 * sum(scores) / len(scores), 2)  # percent, like the eval tables
+        report["held_out_answers"] = [
+            {"question": h.question, "teacher": h.teacher_answer, "lifted": a, "f1": round(100 * f, 2)}
+            for h, a, f in zip(held, answers, scores, strict=True)
+        ]
         log.info("held-out questions: %d, token F1 of the LIFTed model (no document) against the teacher "
                  "(document in context): %.2f", len(held), report["holdout_f1"])
         print(f"absorption check: {len(held)} held-out questions, token F1 vs the teacher {report['holdout_f1']:.2f}")

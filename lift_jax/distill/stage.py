@@ -64,7 +64,10 @@ class Distiller:
         sentences = split_sentences(document, g.min_sentence_chars, g.max_sentence_chars)
         self.sentences = [s.text for s in sentences]
         self.contexts = [preceding_context(document, s.start, g.max_context_chars) for s in sentences]
-        self.windows = document_windows(teacher.tokenizer, document, sentences, self.cd.context_tokens)
+        room = teacher.module.spec.max_position_embeddings - self.cd.max_answer_tokens - 128  # + template, question
+        self.windows = document_windows(teacher.tokenizer, document, sentences, min(self.cd.context_tokens, room))
+        if self.windows:
+            teacher.fix_prefix(self.windows)
         self.identity = {"model": str(cfg.model_path), "dtype": cfg.dtype, "k": self.cd.top_k,
                          "max_answer_tokens": self.cd.max_answer_tokens, "decoding": "greedy",
                          "template": TEACHER_TEMPLATE, "chat": cfg.use_chat_template, "system": cfg.system_prompt}

@@ -86,11 +86,18 @@ class Teacher:
     """Answers questions about a window of the document with `module` (the frozen base model)."""
 
     def __init__(self, module: Transformer, tokenizer: Any, fmt: PromptFormat, stop_ids: Sequence[int],
-                 pad_id: int, top_k: int, max_answer_tokens: int):
+                 pad_id: int, top_k: int, max_answer_tokens: int, batch: int = 1):
         self.module, self.tokenizer, self.fmt = module, tokenizer, fmt
         self.stop_ids, self.pad_id = tuple(stop_ids), pad_id
         self.top_k, self.max_answer_tokens = top_k, max_answer_tokens
-        self.calls = 0  # windows answered (a test counts recomputation with it)
+        self.batch = batch  # questions per call are padded to this many rows: one compiled shape
+        self.prefix_limit: int | None = None  # see `fix_prefix`
+
+    def fix_prefix(self, windows: Sequence[str]) -> None:
+        """Share the same number of prompt tokens for every one of `windows` (whole blocks within the shortest
+        prompt), so a document's windows compile one prefix shape instead of one per window length."""
+        shortest = min(len(self.prompt_ids(w, "")) for w in windows)
+        self.prefix_limit = shortest // PREFIX_BLOCK * PREFIX_BLOCK
 
     def prompt_ids(self, window: str, question: str) -> list[int]:
         """Exactly the token ids the teacher reads before answering `question`."""
@@ -98,10 +105,20 @@ class Teacher:
 
     def answer(self, window: str, questions: Sequence[str]) -> list[TeacherAnswer]:
         """Greedy answers with their top-K log-probs for `questions`, all reading `window`."""
-        self.calls += 1
+        out: list[TeacherAnswer] = []
+        for start in range(0, len(questions), self.batch):
+            chunk = list(questions[start : start + self.batch])
+            padded = chunk + [chunk[0]] * (self.batch - len(chunk))
+            out.extend(self._answer(window, padded)[: len(chunk)])
+        return out
+
+    def _answer(self, window: str, questions: list[str]) -> list[TeacherAnswer]:
         prompts = [self.prompt_ids(window, q) for q in questions]
-        common = len(os.path.commonprefix(prompts)) if len(prompts) > 1 else len(prompts[0]) - 1
-        n = min(common, min(len(p) for p in prompts) - 1) // PREFIX_BLOCK * PREFIX_BLOCK
+        common = len(os.path.commonprefix(prompts)) if len(set(map(tuple, prompts))) > 1 else len(prompts[0]) - 1
+        n = min(common, min(len(p) for p in prompts) - 1)
+        if self.prefix_limit is not None:
+            n = min(n, self.prefix_limit)
+        n = n // PREFIX_BLOCK * PREFIX_BLOCK
         prefix, rests = prompts[0][:n], [p[n:] for p in prompts]
         params = SamplingParams(max_new_tokens=self.max_answer_tokens)
         answers = generate_ids(self.module, rests, params, self.stop_ids, self.pad_id, prefix=prefix)
