@@ -188,8 +188,8 @@ def test_lift_cd_absorb_holds_out_questions_and_trains_only_on_distilled_ones(ti
     assert cd["held_out"] == len(held) > 0 and not held & trained
     assert all(is_held_out(q, cfg.seed, cfg.cd.holdout) for q in held)
     assert not any(is_held_out(q, cfg.seed, cfg.cd.holdout) for q in trained)
-    counts = {"held": sorted(held), "trained": sorted(trained), "cd": cd}
-    assert len(held | trained) == cd["questions"] == 19, counts  # 9 sentences x 2 kept questions + 1 fallback
+    assert len(held | trained) == cd["questions"]
+    assert cd["questions"] + cd["empty_answers"] == 19  # 9 sentences x 2 kept questions + 1 fallback
     assert cd["fallback_questions"] == 1 and "Who won the match yesterday?" not in trained
     assert all(item.teacher is not None for item, _ in encoded)
     tok = load(tiny_checkpoints["qwen3"]).tokenizer
