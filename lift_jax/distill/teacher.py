@@ -54,8 +54,15 @@ def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence
 def frozen_base(graphdef: nnx.GraphDef, lora: nnx.State, rngs: nnx.State, base: nnx.State) -> Transformer:
     """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state."""
     zero = jax.tree.map(jnp.zeros_like, lora)
-    own_rngs = jax.tree.map(lambda x: x, rngs)  # the trainer donates its rngs; LoRA dropout is off anyway
+    own_rngs = jax.tree.map(_copy, rngs)  # the trainer donates its rngs (a few keys and counters)
     return nnx.merge(graphdef, zero, own_rngs, base)
+
+
+def _copy(x: jax.Array) -> jax.Array:
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(jnp.array(jax.random.key_data(x), copy=True),
+                                        impl=jax.random.key_impl(x))
+    return jnp.array(x, copy=True)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "slots", "k"))
