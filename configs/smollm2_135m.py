@@ -21,4 +21,5 @@ def get_config():
     cfg.generator.model = cfg.model_path
     cfg.generator.qa_per_sentence = 5
     cfg.generator.samples_per_sentence = 2
+    cfg.cd.context_tokens = 512  # lift+cd teacher window: half the base default, for two CPU cores
     return cfg

@@ -30,8 +30,10 @@ from lift_jax.ask import Answerer
 from lift_jax.batching import length_buckets
 from lift_jax.checkpoint import TrainCheckpointer
 from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
-from lift_jax.config import validate_method
+from lift_jax.config import GENERATING_METHODS, validate_method
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
+from lift_jax.distill.run import holdout_report, start_cd_producer, teacher_for
+from lift_jax.distill.targets import distill_example
 from lift_jax.distributed import all_processes, initialize
 from lift_jax.documents import raw_chunks, read_document
 from lift_jax.errors import ConfigError, LiftError
@@ -95,17 +97,19 @@ def estimate_total_steps(cfg: ml_collections.ConfigDict, document: str, tokenize
     over them).
 
     Items: for `lift` (and `lift+raw`) every sentence of the document as the generator splits it times
-    `generator.qa_per_sentence` pairs, an upper bound (a sentence may yield fewer pairs, or none), so training
-    never runs past the schedule's end; for `raw` (and `lift+raw`) the document's `raw_chunk_tokens` chunks,
-    exact. Epoch 1: each process streams its own share (sentence / chunk i goes to process i % N), so all take
-    ceil(largest share / (its rows x grad_accum)) steps; later epochs: ceil(items / (batch_size x
-    grad_accum)) each. With one process this is the step count of a run whose sentences all yield m pairs.
+    `generator.qa_per_sentence` pairs (`lift+cd`: `cd.max_questions_per_sentence` questions), an upper bound (a
+    sentence may yield fewer, or none), so training never runs past the schedule's end; for `raw` (and
+    `lift+raw`) the document's `raw_chunk_tokens` chunks, exact. Epoch 1: each process streams its own share
+    (sentence / chunk i goes to process i % N), so all take ceil(largest share / (its rows x grad_accum)) steps;
+    later epochs: ceil(items / (batch_size x grad_accum)) each. With one process this is the step count of a run
+    whose sentences all yield m items.
     """
     count = jax.process_count()
     sentences = chunks = m = 0
-    if cfg.method in ("lift", "lift+raw"):
+    if cfg.method in GENERATING_METHODS:
         g = cfg.generator
-        sentences, m = len(split_sentences(document, g.min_sentence_chars, g.max_sentence_chars)), g.qa_per_sentence
+        sentences = len(split_sentences(document, g.min_sentence_chars, g.max_sentence_chars))
+        m = cfg.cd.max_questions_per_sentence if cfg.method == "lift+cd" else g.qa_per_sentence
     if cfg.method in ("raw", "lift+raw"):
         chunks = len(raw_chunks(tokenizer, document, cfg.raw_chunk_tokens))
     share = -(-sentences // count) * m + -(-chunks // count)
@@ -114,8 +118,10 @@ def estimate_total_steps(cfg: ml_collections.ConfigDict, document: str, tokenize
     return first + (cfg.train.epochs - 1) * later
 
 
-def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...]):
+def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...], ce_weight: float = 0.0):
     def encode(item: TrainItem):
+        if item.teacher is not None:
+            return distill_example(tokenizer, item.question, item.teacher, fmt, ce_weight)
         if item.question is None:
             return encode_text(tokenizer, item.answer)
         return encode_example(tokenizer, item.question, item.answer, fmt, stops)
@@ -130,7 +136,7 @@ def _check_inputs(cfg: ml_collections.ConfigDict) -> str:
     if not cfg.output_dir:
         raise UsageError("no output directory given; pass --config.output_dir=DIR")
     document = read_document(Path(cfg.document))
-    if cfg.method in ("lift", "lift+raw"):
+    if cfg.method in GENERATING_METHODS:
         check_generator(cfg)
     if cfg.train.log_every < 1:
         raise ConfigError(f"train.log_every must be at least 1 (metrics every N steps), got {cfg.train.log_every}")
@@ -211,23 +217,30 @@ def _absorb_into(
     if cfg.method in ("raw", "lift+raw"):
         chunks = raw_chunks(tokenizer, document, cfg.raw_chunk_tokens)
         buffer.extend([TrainItem(answer=c, order=(-1, i)) for i, c in enumerate(chunks) if i % count == index])
-    producer = None
+    producer = distiller = None
     if cfg.method in ("lift", "lift+raw"):
         producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress)
-    else:
+    elif cfg.method != "lift+cd":
         buffer.close()
+    elif count > 1:
+        raise UsageError("method lift+cd runs in one process; use mesh.num_processes=1")
 
     prepare_adapter(loaded, cfg)
     total_steps = estimate_total_steps(cfg, document, tokenizer)
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=total_steps), mesh=mesh)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    if cfg.method == "lift+cd":  # the teacher shares the trainer's base arrays, so it starts after it
+        teacher = teacher_for(loaded, trainer, cfg, prompt_format(cfg), stops, pad_id)
+        producer, distiller = start_cd_producer(cfg, document, teacher, run.teacher_cache, run.qa_cache, buffer,
+                                                progress=progress)
     stream = BatchStream(
         buffer,
-        _encoder(tokenizer, prompt_format(cfg), stops),
+        _encoder(tokenizer, prompt_format(cfg), stops, cfg.cd.ce_weight),
         epochs=cfg.train.epochs,
         rows=rows,
         accum=cfg.train.grad_accum,
         buckets=length_buckets(cfg.train.max_length, min(cfg.train.min_bucket, cfg.train.max_length)),
-        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+        pad_id=pad_id,
         seed=cfg.seed,
         pack=True,
         row_multiple=row_multiple(mesh, count),
@@ -239,14 +252,18 @@ def _absorb_into(
     metrics_log = MetricsLog(run.metrics) if primary else None
     record = metrics_log.write if metrics_log is not None else _log_metrics
     summary = _train(cfg, trainer, stream, checkpointer, record, timing, progress)
-    if metrics_log is not None:
-        metrics_log.close()
     if producer is not None:
         producer.join()
         summary["generation"] = producer.summary
         timing.marks.update(producer.marks(timing.start))
-
     model = trainer.sync_model()
+    if distiller is not None:
+        distiller.close()
+        summary["cd"] = holdout_report(loaded, prompt_format(cfg), distiller, cfg)
+        record({"step": trainer.step, **{k: v for k, v in summary["cd"].items() if k != "held_out_answers"}})
+    if metrics_log is not None:
+        metrics_log.close()
+
     if primary:
         export_peft_adapter(model, lora_config(cfg), run.adapter, base_model_name=str(cfg.model_path))
     checkpointer.close()

@@ -12,7 +12,9 @@ from lift_jax.errors import ConfigError, MissingInputError
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 INSTALLED_CONFIGS = Path(sys.prefix) / "share" / "lift_jax" / "configs"  # where a wheel install puts them
-METHODS = ("lift", "raw", "lift+raw")
+METHODS = ("lift", "raw", "lift+raw", "lift+cd")
+FALLBACKS = ("what_about", "none")  # cd.fallback: a question for sentences left without one
+GENERATING_METHODS = ("lift", "lift+raw", "lift+cd")  # methods that run the question generator
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -33,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
     # '' = inside output_dir. The eval harness sets it to its own output_dir.
     cfg.shared_cache_dir = ""
     cfg.generator = generator_config()
+    cfg.cd = cd_config()
 
     cfg.lora = ml_collections.ConfigDict()
     cfg.lora.rank = 128
@@ -75,6 +78,23 @@ def base_config() -> ml_collections.ConfigDict:
     return cfg
 
 
+def cd_config() -> ml_collections.ConfigDict:
+    """Context distillation (method `lift+cd`): the base model reading a window of the document around each
+    generated question's sentence is the teacher; the adapter learns its top-K answer distributions."""
+    cd = ml_collections.ConfigDict()
+    cd.context_tokens = 1024  # window around the sentence (capped so window + question + answer fit the model)
+    cd.top_k = 20  # teacher log-probs kept per answer position; KL over the renormalised top-K
+    cd.ce_weight = 0.0  # extra cross-entropy weight on the teacher's greedy token
+    cd.max_answer_tokens = 64  # greedy teacher answer length
+    cd.holdout = 0.1  # seeded share of questions never trained on, answered closed-book after training
+    cd.max_questions_per_sentence = 4  # after de-duplication and the content-word filter; the teacher's batch
+    cd.duplicate_overlap = 0.8  # questions whose content words overlap this much (Jaccard) are one question
+    # A sentence with content but no usable generated question gets one deterministic question:
+    # "what_about": "What does the document say about <its first content words>?"
+    cd.fallback = "what_about"
+    return cd
+
+
 def resolve_config_path(name: str) -> Path:
     """A config argument as a path: an existing file, or a bare name (with or without .py) in `configs/`."""
     path = Path(name)
@@ -100,6 +120,17 @@ def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
 
 
 def validate_method(cfg: ml_collections.ConfigDict) -> None:
-    """Reject an unknown training method with the list of valid ones."""
+    """Reject an unknown training method (with the list of valid ones) and unusable cd settings."""
     if cfg.method not in METHODS:
         raise ConfigError(f"method {cfg.method!r} is unknown; use one of {', '.join(METHODS)}")
+    if cfg.method == "lift+cd":
+        cd = cfg.cd
+        for name in ("context_tokens", "top_k", "max_answer_tokens", "max_questions_per_sentence"):
+            if cd[name] < 1:
+                raise ConfigError(f"cd.{name} must be at least 1, got {cd[name]}")
+        if not 0.0 <= cd.holdout < 1.0:
+            raise ConfigError(f"cd.holdout must be in [0, 1), got {cd.holdout}")
+        if cd.ce_weight < 0:
+            raise ConfigError(f"cd.ce_weight must not be negative, got {cd.ce_weight}")
+        if cd.fallback not in FALLBACKS:
+            raise ConfigError(f"cd.fallback {cd.fallback!r} is unknown; use one of {', '.join(FALLBACKS)}")

@@ -40,6 +40,7 @@ class TrainItem:
     answer: str
     question: str | None = None
     order: tuple[int, int] = (0, 0)
+    teacher: Any = None  # lift+cd: the teacher's TeacherAnswer for `question` (answer = its text)
 
 
 class QAGenerationError(LiftError, RuntimeError):
@@ -139,6 +140,8 @@ def shuffled_epoch(items: Sequence[TrainItem], seed: int, epoch: int) -> grain.M
 
 def all_items(items: Sequence[TrainItem]) -> list[TrainItem]:
     """The union of every process's `items` (process order; collective: every process must call it)."""
+    if jax.process_count() == 1:  # nothing to exchange; items keep every field (lift+cd's teacher targets)
+        return list(items)
     rows = all_processes_json([[item.answer, item.question, list(item.order)] for item in items])
     return [TrainItem(answer=a, question=q, order=(o[0], o[1])) for part in rows for a, q, o in part]
 

@@ -20,14 +20,21 @@ from lift_jax.data import ItemBuffer, TrainItem
 from lift_jax.errors import LiftError
 
 SentencePairs = Iterable[tuple[int, list[tuple[str, str]]]]  # (sentence index, [(question, answer), ...])
+ItemsFor = Callable[[int, list[tuple[str, str]]], list[TrainItem]]  # one sentence's pairs -> training items
+
+
+def qa_items(index: int, pairs: list[tuple[str, str]]) -> list[TrainItem]:
+    """The paper's LIFT items: each generated pair as it is."""
+    return [TrainItem(answer=a, question=q, order=(index, j)) for j, (q, a) in enumerate(pairs)]
 
 
 class QAProducer(threading.Thread):
-    """Thread that drains `results()` into `buffer` and closes it (with the error, if one occurs)."""
+    """Thread that drains `results()` into `buffer` (through `items_for`, e.g. the lift+cd teacher stage) and
+    closes it (with the error, if one occurs)."""
 
-    def __init__(self, results: Callable[[], SentencePairs], buffer: ItemBuffer):
+    def __init__(self, results: Callable[[], SentencePairs], buffer: ItemBuffer, items_for: ItemsFor = qa_items):
         super().__init__(name="lift-qa-producer", daemon=True)
-        self._results, self._buffer = results, buffer
+        self._results, self._buffer, self._items_for = results, buffer, items_for
         self.summary: dict[str, Any] = {}
         self._began = time.perf_counter()
         self._first_pair: float | None = None
@@ -41,7 +48,7 @@ class QAProducer(threading.Thread):
                 if qa and self._first_pair is None:
                     self._first_pair = time.perf_counter()
                 pairs += len(qa)
-                self._buffer.extend([TrainItem(answer=a, question=q, order=(index, j)) for j, (q, a) in enumerate(qa)])
+                self._buffer.extend(self._items_for(index, qa))
         except BaseException as e:  # the trainer must learn of any failure instead of waiting forever
             self._buffer.close(error=e)
             if isinstance(e, LiftError):
@@ -85,16 +92,18 @@ def check_generator(cfg: ml_collections.ConfigDict) -> None:
 
 
 def start_qa_producer(
-    cfg: ml_collections.ConfigDict, document: str, cache_dir: Path, buffer: ItemBuffer, progress: bool = True
+    cfg: ml_collections.ConfigDict, document: str, cache_dir: Path, buffer: ItemBuffer, progress: bool = True,
+    items_for: ItemsFor = qa_items,
 ) -> QAProducer:
     """Start the generator thread for this process's share of `document` (sentence i belongs to process
-    i % process_count, which writes its own QA cache shard) with the run's generator settings."""
+    i % process_count, which writes its own QA cache shard) with the run's generator settings; `items_for`
+    turns each sentence's pairs into training items."""
     from lift_jax.synth.pipeline import document_pairs
 
     def results() -> SentencePairs:
         return document_pairs(cfg, document, cache_dir, progress=progress, shard_index=jax.process_index(),
                               shard_count=jax.process_count())
 
-    producer = QAProducer(results, buffer)
+    producer = QAProducer(results, buffer, items_for)
     producer.start()
     return producer

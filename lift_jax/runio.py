@@ -21,6 +21,10 @@ class RunDir:
         return self.root / "qa_cache"
 
     @property
+    def teacher_cache(self) -> Path:
+        return self.root / "teacher_cache"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

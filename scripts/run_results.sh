@@ -8,8 +8,10 @@
 # The default output directory is tracked by git except each document's adapters and checkpoints
 # (docs/results/*/runs/): predictions, QA caches, logs, summaries and heatmaps are committed as they come, so a
 # run that a session could not finish continues on another machine from what is committed.
-# 1. SQuAD v1.1, first 20 paragraphs of the bundled dev half: truncated ICL, LIFT, Finetune-Raw.
-# 2. NIAH: lengths 1000,2000,3000 tokens x depths 0,0.25,0.5,0.75,1 x 1 sample: LIFT, Finetune-Raw, truncated ICL.
+# 1. SQuAD v1.1, first 20 paragraphs of the bundled dev half: truncated ICL, LIFT, Finetune-Raw,
+#    context-distilled LIFT (lift+cd).
+# 2. NIAH: lengths 1000,2000,3000 tokens x depths 0,0.25,0.5,0.75,1 x 1 sample: LIFT, Finetune-Raw, truncated ICL,
+#    context-distilled LIFT (lift+cd; its teacher outputs are shared in <out>/*/teacher_cache).
 # Settings that differ from the paper (Llama-3-8B, Qwen2.5-72B generator, rank 128, m = 10, 5 NIAH samples):
 # LoRA rank 16 / alpha 32, lr 3e-4, 6 epochs for LIFT and Finetune-Raw alike, batch 4 rows, max 256 tokens per
 # example, Finetune-Raw chunks of 256 tokens, m = 5 pairs asked per sentence in 2 few-shot samples, generator
@@ -30,17 +32,18 @@ settings=(
   --config.generator.samples_per_sentence=2
   --config.lora.rank=16 --config.lora.alpha=32
   --config.train.lr=3e-4 --config.train.epochs=6 --config.train.batch_size=4 --config.train.max_length=256
+  --config.cd.context_tokens=512
 )
 
 echo "== SQuAD -> $out/squad"
 python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" \
-  --config.max_documents=20 --config.methods=icl,lift,raw --config.ask.max_new_tokens=32 \
+  --config.max_documents=20 --config.methods=icl,lift,raw,lift+cd --config.ask.max_new_tokens=32 \
   --config.output_dir="$out/squad"
 
 echo "== NIAH -> $out/niah"
 python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
   --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
-  --config.generator.max_context_chars=512 --config.methods=lift,raw,icl \
+  --config.generator.max_context_chars=512 --config.methods=lift,raw,icl,lift+cd \
   --config.output_dir="$out/niah"
 
 echo

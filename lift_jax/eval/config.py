@@ -75,9 +75,8 @@ def reads_document(method: str) -> bool:
 
 
 def generates_qa(absorbed: str) -> bool:
-    """True for the absorb methods that train on generated QA pairs (need the generator and the QA cache): `lift`
-    and every `lift+...` variant."""
-    return absorbed == "lift" or absorbed.startswith("lift+")
+    """True for the absorb methods that run the question generator (need it and the QA cache)."""
+    return absorbed in absorb_config.GENERATING_METHODS
 
 
 def check_eval_config(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:

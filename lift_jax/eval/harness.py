@@ -181,6 +181,8 @@ class Evaluator:
             else:
                 cache_dir = run_dir / "qa_cache"
             before = coverage(run_cfg.generator, doc.text, cache_dir)
+        if method == "lift+cd" and self.cfg.eval.shared_qa_cache:  # teacher outputs shared like the QA pairs
+            link_shared_cache(run_dir, self.output_dir / "teacher_cache", "teacher_cache")
         began = time.perf_counter()
         summary = absorb_document(loaded, self._mesh, run_cfg, doc.text, progress=self.progress, timing=Timing())
         stats: dict[str, Any] = {"absorb_s": round(time.perf_counter() - began, 2), "steps": summary["steps"]}

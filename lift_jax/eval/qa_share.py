@@ -27,12 +27,12 @@ class CacheCoverage:
     cached_pairs: int
 
 
-def link_shared_cache(run_dir: Path, shared: Path) -> bool:
-    """Make `run_dir/qa_cache` a symlink to `shared` (created if missing). False when the run already has a
-    cache folder of its own (a run made without sharing), which is then left as it is."""
+def link_shared_cache(run_dir: Path, shared: Path, name: str = "qa_cache") -> bool:
+    """Make `run_dir/<name>` (qa_cache, teacher_cache) a symlink to `shared` (created if missing). False when
+    the run already has a cache folder of its own (a run made without sharing), which is then left as it is."""
     shared.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    link = run_dir / "qa_cache"
+    link = run_dir / name
     target = os.path.relpath(shared, run_dir)
     if link.is_symlink():
         if link.resolve() == shared.resolve():

@@ -1,0 +1,250 @@
+"""lift+cd: soft-target KL loss, teacher / student inputs, teacher cache, question filter, held-out split."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from fake_cd_absorb import DOCUMENT, fake_pairs, tiny_cd_config
+from tiny_models import VOCAB
+from train_helpers import lora_model
+
+import lift_jax.absorb as absorb_module
+import lift_jax.distill.teacher as teacher_module
+import lift_jax.synth.pipeline as pipeline
+from lift_jax.batching import Example, make_batch
+from lift_jax.distill.cache import TeacherAnswer, TeacherCache
+from lift_jax.distill.questions import fallback_question, select_questions
+from lift_jax.distill.stage import Distiller, is_held_out
+from lift_jax.distill.targets import distill_example, renormalised
+from lift_jax.distill.teacher import Teacher, document_windows
+from lift_jax.models import load
+from lift_jax.prompting import PromptFormat, encode_prompt
+from lift_jax.sampling import stop_token_ids
+from lift_jax.synth.split import split_sentences
+from lift_jax.train import LoRATrainer, OptimizerConfig
+
+FMT = PromptFormat()
+
+
+def _contains(seq: list[int], sub: list[int]) -> bool:
+    return any(seq[i : i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
+def _soft_example(rng: np.random.RandomState, k: int) -> Example:
+    n = rng.randint(10, 30)
+    prompt = rng.randint(3, n - 3)
+    ids = rng.randint(6, VOCAB, n).tolist()
+    soft_ids = rng.randint(0, VOCAB, (n, k)).astype(np.int32)
+    logp = np.sort(rng.randn(n, k))[:, ::-1].astype(np.float32)
+    p = renormalised(logp).astype(np.float32)
+    weights = p.copy()
+    weights[:, 0] += 0.5  # a CE term on the first candidate
+    offset = np.sum(p * np.log(p), axis=-1).astype(np.float32)
+    return Example(ids, [0] * prompt + [1] * (n - prompt), soft_ids, weights, offset)
+
+
+def test_soft_target_loss_equals_numpy_kl_with_padding_and_answer_masks(tiny_checkpoints):
+    rng = np.random.RandomState(0)
+    examples = [_soft_example(rng, 5), _soft_example(rng, 3), (rng.randint(6, VOCAB, 12).tolist(), [0] * 4 + [1] * 8)]
+    batch = make_batch(examples, rows=4, accum=1, buckets=(32,), pad_id=0)  # row 3: all padding
+    assert batch["soft_ids"].shape == (1, 4, 32, 5)
+    assert batch["soft_weights"][0, 1, :, 3:].sum() == 0  # K = 3 padded to 5 with weight 0
+    model = lora_model(tiny_checkpoints["llama_tied"])
+    logits = np.asarray(model(batch["inputs"][0], attention_mask=batch["mask"][0]), np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(
+        -1, keepdims=True)
+    total = count = 0.0
+    for row, example in enumerate(examples):
+        ex = Example(*example)
+        for i in range(1, len(ex.ids)):
+            if not ex.loss_mask[i]:
+                continue
+            if ex.soft_ids is None:
+                loss = -logp[row, i - 1, ex.ids[i]]
+            else:
+                picked = logp[row, i - 1, ex.soft_ids[i]]
+                loss = -np.sum(ex.soft_weights[i] * picked) + ex.soft_offset[i]
+            total, count = total + loss, count + 1
+    trainer = LoRATrainer(model, OptimizerConfig(lr=1e-3))
+    metrics = jax.device_get(trainer.train_step(batch))
+    assert metrics["tokens"] == count == sum(sum(Example(*e).loss_mask[1:]) for e in examples)
+    assert abs(float(metrics["loss"]) - total / count) <= 1e-5
+
+
+def test_distill_example_is_kl_to_the_renormalised_top_k_plus_ce(tiny_checkpoints):
+    tok = load(tiny_checkpoints["qwen3"]).tokenizer
+    logp = np.log(np.array([[0.5, 0.2, 0.1], [0.6, 0.3, 0.05]], np.float32))
+    answer = TeacherAnswer((70, 5), np.array([[70, 71, 72], [5, 80, 81]], np.int32), logp)
+    ex = distill_example(tok, "Where?", answer, FMT, ce_weight=0.5)
+    prompt = encode_prompt(tok, "Where?", FMT)
+    assert list(ex.ids) == prompt + [70, 5]
+    assert list(ex.loss_mask) == [0] * len(prompt) + [1, 1]
+    p = np.array([0.5, 0.2, 0.1]) / 0.8
+    np.testing.assert_allclose(ex.soft_weights[len(prompt)], [*p, 0.5], rtol=1e-6)
+    assert ex.soft_ids[len(prompt)].tolist() == [70, 71, 72, 70]  # the CE slot holds the greedy token
+    np.testing.assert_allclose(ex.soft_offset[len(prompt)], np.sum(p * np.log(p)), rtol=1e-6)
+
+
+def test_question_filter_drops_duplicates_and_off_topic_and_falls_back():
+    sentence = "The lighthouse at Varrow Point was electrified in 1958."
+    got = select_questions(
+        ["When was the lighthouse electrified?", "When was the  lighthouse electrified ?",
+         "Who won the football match?", "What happened at Varrow Point in 1958?"],
+        sentence, "", limit=5, duplicate_overlap=0.8,
+    )
+    assert got == ["When was the lighthouse electrified?", "What happened at Varrow Point in 1958?"]
+    want = "What does the document say about lighthouse Varrow Point electrified?"
+    assert fallback_question(sentence, "what_about") == want
+    assert fallback_question("It was so.", "what_about") is None
+    assert fallback_question(sentence, "none") is None
+
+
+def test_teacher_cache_round_trip_and_torn_last_line(tmp_path):
+    a = TeacherAnswer((3, 4, 5), np.array([[3, 9], [4, 8], [5, 1]], np.int32),
+                      np.array([[-0.1, -2.5], [-0.3, -1.7], [-0.01, -5.0]], np.float32))
+    cache = TeacherCache(tmp_path).open_writer()
+    cache.append({"k1": a})
+    cache.close()
+    with open(tmp_path / "teacher_cache.jsonl", "ab") as f:
+        f.write(b'{"key": "k2", "answer_ids": [1, 2')  # a crash mid-write
+    reread = TeacherCache(tmp_path)
+    assert len(reread) == 1 and reread.lookup("k2") is None
+    got = reread.lookup("k1")
+    assert got.answer_ids == a.answer_ids
+    np.testing.assert_array_equal(got.top_ids, a.top_ids)
+    np.testing.assert_array_equal(got.top_logprobs, a.top_logprobs)  # float32 survives exactly
+    reread.open_writer().append({"k3": a})  # the torn line is cut off before appending
+    reread.close()
+    lines = (tmp_path / "teacher_cache.jsonl").read_bytes().splitlines()
+    assert [json.loads(x)["key"] for x in lines] == ["k1", "k3"]
+    assert len(TeacherCache(tmp_path)) == 2
+
+
+def test_windows_hold_the_sentence_and_its_neighbours_within_budget(tiny_checkpoints):
+    tok = load(tiny_checkpoints["qwen3"]).tokenizer
+    sentences = split_sentences(DOCUMENT)
+    windows = document_windows(tok, DOCUMENT, sentences, 96)  # byte-level tokenizer: 96 characters
+    for s, w in zip(sentences, windows, strict=True):
+        assert s.text in w and w in DOCUMENT
+        assert len(w) <= 96
+    middle, inner = windows[5], sentences[5].text
+    before, after = middle.split(inner)
+    assert sentences[4].text.endswith(before.strip()) and sentences[6].text.startswith(after.strip())
+    assert len(before) >= 5 and len(after) >= 5 and len(middle) >= 90  # both neighbours, nearly the budget
+
+
+def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, tmp_path, monkeypatch):
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
+    seen: list[list[int]] = []
+    real = teacher_module.generate_ids
+
+    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=()):
+        seen.extend(list(prefix) + list(p) for p in prompts)
+        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix)
+
+    monkeypatch.setattr(teacher_module, "generate_ids", spy)
+    cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
+    cfg.cd.holdout = 0.0
+    teacher = Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens)
+    distiller = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc").open_writer())
+    items = distiller(5, [("How much does crate fjord weigh?", "x")])
+    window_ids = tok(distiller.windows[5], add_special_tokens=False)["input_ids"]
+    sentence_ids = tok(distiller.sentences[5], add_special_tokens=False)["input_ids"]
+    assert len(seen) == 1 and _contains(seen[0], window_ids)
+    student = distill_example(tok, items[0].question, items[0].teacher, FMT)
+    answer = list(items[0].teacher.answer_ids)
+    assert list(student.ids) == encode_prompt(tok, "How much does crate fjord weigh?", FMT) + answer
+    assert not _contains(list(student.ids), sentence_ids)
+    distiller.close()
+
+
+def test_lift_cd_absorb_holds_out_questions_and_trains_only_on_distilled_ones(tiny_checkpoints, tmp_path,
+                                                                               monkeypatch):
+    encoded = []
+    real_encoder = absorb_module._encoder
+
+    def spying_encoder(*args):
+        encode = real_encoder(*args)
+
+        def wrapped(item):
+            example = encode(item)
+            encoded.append((item, list(example.ids)))
+            return example
+
+        return wrapped
+
+    monkeypatch.setattr(absorb_module, "_encoder", spying_encoder)
+    monkeypatch.setattr(pipeline, "document_pairs", fake_pairs(0.0))
+    cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
+    summary = absorb_module.absorb(cfg, progress=False)
+    cd = summary["cd"]
+    held = {h["question"] for h in cd["held_out_answers"]}
+    trained = {item.question for item, _ in encoded}
+    assert cd["held_out"] == len(held) > 0 and not held & trained
+    assert all(is_held_out(q, cfg.seed, cfg.cd.holdout) for q in held)
+    assert not any(is_held_out(q, cfg.seed, cfg.cd.holdout) for q in trained)
+    assert len(held | trained) == cd["questions"]
+    assert cd["questions"] + cd["empty_answers"] == 19  # 9 sentences x 2 kept questions + 1 fallback
+    assert cd["fallback_questions"] == 1 and "Who won the match yesterday?" not in trained
+    assert all(item.teacher is not None for item, _ in encoded)
+    tok = load(tiny_checkpoints["qwen3"]).tokenizer
+    for sentence in split_sentences(DOCUMENT):  # the student never reads the document
+        sentence_ids = tok(sentence.text, add_special_tokens=False)["input_ids"]
+        assert not any(_contains(ids, sentence_ids) for _, ids in encoded)
+    timing = json.loads((tmp_path / "run" / "timing.json").read_text())
+    assert timing["cd"]["holdout_f1"] == cd["holdout_f1"]
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["holdout_f1"] == cd["holdout_f1"] and last["held_out"] == cd["held_out"]
+
+    from peft_reference import peft_model  # the adapter still loads in PEFT
+
+    model = peft_model(tiny_checkpoints["qwen3"], tmp_path / "run" / "adapter")
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+@pytest.mark.slow
+def test_lift_cd_kill_then_rerun_gives_the_same_adapter_and_recomputes_nothing_cached(tiny_checkpoints, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from lift_jax.models.checkpoint_io import read_safetensors
+
+    script = Path(__file__).parent / "fake_cd_absorb.py"
+    checkpoint = tiny_checkpoints["qwen3"]
+    reference = tmp_path / "a" / "run"
+    reference.parent.mkdir()
+    subprocess.run([sys.executable, str(script), str(checkpoint), str(reference)], check=True, capture_output=True)
+
+    crashed = tmp_path / "b" / "run"
+    crashed.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(checkpoint), str(crashed), "1.0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache_file = crashed / "teacher_cache" / "teacher_cache.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if cache_file.exists() and len(cache_file.read_bytes().splitlines()) >= 6:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cached_before = len(TeacherCache(crashed / "teacher_cache"))
+    assert 6 <= cached_before < 19
+    subprocess.run([sys.executable, str(script), str(checkpoint), str(crashed)], check=True, capture_output=True)
+
+    cd = json.loads((crashed / "timing.json").read_text())["cd"]
+    assert cd["teacher_cached"] == cached_before and cd["teacher_computed"] == 19 - cached_before
+    assert len(cache_file.read_bytes().splitlines()) == 19  # nothing computed twice
+    want = dict(read_safetensors(reference / "adapter" / "adapter_model.safetensors"))
+    got = dict(read_safetensors(crashed / "adapter" / "adapter_model.safetensors"))
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_allclose(np.array(got[key]), np.array(want[key]), atol=1e-6, err_msg=key)
