@@ -46,27 +46,25 @@ def _soft_example(rng: np.random.RandomState, k: int) -> Example:
     return Example(ids, [0] * prompt + [1] * (n - prompt), soft_ids, weights, offset)
 
 
-def test_soft_target_loss_equals_numpy_kl_with_padding_and_answer_masks(tiny_checkpoints):
+@pytest.mark.parametrize("pack", [False, True])
+def test_soft_target_loss_equals_numpy_kl_with_padding_and_answer_masks(tiny_checkpoints, pack):
     rng = np.random.RandomState(0)
     examples = [_soft_example(rng, 5), _soft_example(rng, 3), (rng.randint(6, VOCAB, 12).tolist(), [0] * 4 + [1] * 8)]
-    batch = make_batch(examples, rows=4, accum=1, buckets=(32,), pad_id=0)  # row 3: all padding
-    assert batch["soft_ids"].shape == (1, 4, 32, 5)
-    assert batch["soft_weights"][0, 1, :, 3:].sum() == 0  # K = 3 padded to 5 with weight 0
+    batch = make_batch(examples, rows=4, accum=1, buckets=(32,), pad_id=0, pack=pack)  # a fully padded row
     model = lora_model(tiny_checkpoints["llama_tied"])
-    logits = np.asarray(model(batch["inputs"][0], attention_mask=batch["mask"][0]), np.float64)
-    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(
-        -1, keepdims=True)
     total = count = 0.0
-    for row, example in enumerate(examples):
+    for example in examples:  # the reference: each example alone, float64 log-softmax of the full logits
         ex = Example(*example)
+        logits = np.asarray(model(np.asarray([ex.ids], np.int32)), np.float64)[0]
+        top = logits.max(-1, keepdims=True)
+        logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
         for i in range(1, len(ex.ids)):
             if not ex.loss_mask[i]:
                 continue
             if ex.soft_ids is None:
-                loss = -logp[row, i - 1, ex.ids[i]]
+                loss = -logp[i - 1, ex.ids[i]]
             else:
-                picked = logp[row, i - 1, ex.soft_ids[i]]
-                loss = -np.sum(ex.soft_weights[i] * picked) + ex.soft_offset[i]
+                loss = -np.sum(ex.soft_weights[i] * logp[i - 1, ex.soft_ids[i]]) + ex.soft_offset[i]
             total, count = total + loss, count + 1
     trainer = LoRATrainer(model, OptimizerConfig(lr=1e-3))
     metrics = jax.device_get(trainer.train_step(batch))

@@ -16,7 +16,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from lift_jax.synth.cache import CacheError, append_records, open_append, shard_suffix
+from lift_jax.durable import FileBusyError, append_jsonl, open_append, read_jsonl
+from lift_jax.synth.cache import CacheError, shard_suffix
 
 _FILE = re.compile(r"^teacher_cache(?:\.p\d+-of-\d+)?\.jsonl$")
 
@@ -58,17 +59,13 @@ def teacher_key(**settings: Any) -> str:
 
 def _read(path: Path) -> dict[str, TeacherAnswer]:
     out: dict[str, TeacherAnswer] = {}
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                if not raw.endswith(b"\n"):
-                    raise ValueError("torn last line")
-                rec = json.loads(raw)
-                if rec.get("status") != "ok":
-                    continue
-                out.setdefault(rec["key"], TeacherAnswer.from_record(rec))
-            except (ValueError, KeyError, TypeError, AttributeError):
+    for _, rec in read_jsonl(path):
+        try:
+            if rec.get("status") != "ok":
                 continue
+            out.setdefault(rec["key"], TeacherAnswer.from_record(rec))
+        except (ValueError, KeyError, TypeError, AttributeError):  # a line this version cannot read: recompute
+            continue
     return out
 
 
@@ -94,14 +91,22 @@ class TeacherCache:
 
     def open_writer(self) -> TeacherCache:
         """Lock this process's file (CacheError if another process holds it) and cut off a torn last line."""
-        self._file = open_append(self.path, "give each process its own teacher cache shard")
+        try:
+            self._file = open_append(self.path, hint="give each process its own teacher cache shard")
+        except FileBusyError as e:
+            raise CacheError(str(e)) from None
+        except OSError as e:
+            raise CacheError(f"cannot open the teacher cache {self.path}: {e.strerror or e}") from e
         return self
 
     def append(self, answers: dict[str, TeacherAnswer]) -> None:
         """Durably record `answers` (key -> output) in one write."""
         if self._file is None:
             raise CacheError("the teacher cache is not open for writing; call open_writer() first")
-        append_records(self._file, [a.record(k) for k, a in answers.items()])
+        try:
+            append_jsonl(self._file, [a.record(k) for k, a in answers.items()])
+        except OSError as e:
+            raise CacheError(f"cannot write the teacher cache {self.path}: {e.strerror or e}") from e
         for key, answer in answers.items():
             self._answers.setdefault(key, answer)
 

@@ -33,14 +33,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
+    from lift_jax.errors import LiftError
     from lift_jax.export import export_run
-    from lift_jax.models.checkpoint_io import CheckpointError
-    from lift_jax.peft_io import AdapterError
 
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         out = export_run(args.run, args.format, args.out, args.dtype, progress=True)
-    except (ValueError, CheckpointError, AdapterError, OSError) as e:
+    except LiftError as e:
         fail(str(e))
     print(out)
 
