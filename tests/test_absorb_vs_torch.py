@@ -13,7 +13,6 @@ import pytest
 import torch
 from tiny_models import tiny_tokenizer
 
-from lift_jax.batching import make_batch
 from lift_jax.prompting import PromptFormat, encode_example
 from lift_jax.sampling import stop_token_ids
 from lift_jax.synth.config import generator_config
@@ -32,22 +31,23 @@ PAIRS = [
 
 
 def _assert_same_training_rows(tokenizer, fmt: PromptFormat, stops: tuple[int, ...], max_length: int) -> None:
+    """The reference's rows are lift_jax's examples (`encode_example`) cut, as lift_jax cuts them, to
+    max_length inputs (max_length + 1 ids), with labels exactly on the loss-mask positions."""
     examples = [encode_example(tokenizer, q, a, fmt, stops) for q, a in PAIRS]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    ours = make_batch(examples, rows=len(examples), accum=1, buckets=(max_length,), pad_id=pad)
     ref = bench.collate(examples, max_length, pad)
     assert ref["input_ids"].shape[1] == min(max(len(ids) for ids, _ in examples), max_length + 1)
+    loss_tokens = 0
     for row, (ids, mask) in enumerate(examples):
-        n = min(len(ids), max_length + 1) - 1  # inputs lift_jax feeds for this row
-        weights = ours["weights"][0, row, :n] > 0
-        targets = ref["labels"][row, 1 : n + 1]
-        np.testing.assert_array_equal(ref["input_ids"][row, :n], ours["inputs"][0, row, :n])
-        np.testing.assert_array_equal(targets != bench.IGNORE, weights)
-        np.testing.assert_array_equal(targets[weights], ours["targets"][0, row, :n][weights])
-        np.testing.assert_array_equal(ref["labels"][row, : n + 1] != bench.IGNORE, np.asarray(mask[: n + 1]) == 1)
-        assert ref["attention_mask"][row].sum() == n + 1
-        assert (ref["labels"][row, n + 1 :] == bench.IGNORE).all()
-    assert bench.loss_tokens(ref["labels"]) == int(ours["weights"].sum()) > 0
+        n = min(len(ids), max_length + 1)  # ids lift_jax keeps for this row (inputs and the last target)
+        np.testing.assert_array_equal(ref["input_ids"][row, :n], ids[:n])
+        labelled = ref["labels"][row, :n] != bench.IGNORE
+        np.testing.assert_array_equal(labelled, np.asarray(mask[:n]) == 1)
+        np.testing.assert_array_equal(ref["labels"][row, :n][labelled], np.asarray(ids[:n])[labelled])
+        assert ref["attention_mask"][row].sum() == n
+        assert (ref["labels"][row, n:] == bench.IGNORE).all()
+        loss_tokens += int(sum(mask[1:n]))
+    assert bench.loss_tokens(ref["labels"]) == loss_tokens > 0
 
 
 @pytest.mark.parametrize("max_length", [256, 40])  # 40 cuts the longer rows inside their answers

@@ -27,8 +27,8 @@ def answerer_with_budget(budget: int) -> Answerer:
     tok = tiny_tokenizer()
     fmt = PromptFormat(use_chat_template=False)
     prompt = len(encode_prompt(tok, ICL_TEMPLATE.format(document="", question=QUESTION), fmt))
-    loaded = SimpleNamespace(tokenizer=tok, spec=SimpleNamespace(eos_token_ids=(tok.eos_token_id,),
-                                                                  max_position_embeddings=4096))
+    loaded = SimpleNamespace(tokenizer=tok, require_tokenizer=lambda purpose: tok,
+                             spec=SimpleNamespace(eos_token_ids=(tok.eos_token_id,), max_position_embeddings=4096))
     return Answerer(loaded, fmt, SamplingParams(MAX_NEW), context_tokens=prompt + MAX_NEW + budget)
 
 

@@ -13,7 +13,6 @@ import pytest
 from test_eval_harness import tiny_eval_config
 from test_eval_niah_harness import niah_config
 
-import lift_jax.config
 import lift_jax.eval.harness as harness
 from lift_jax.absorb import prepare_adapter
 from lift_jax.ask import Answerer
@@ -159,7 +158,6 @@ def test_base_answers_with_the_untouched_model_and_no_document(tiny_checkpoints,
 
 def test_any_absorb_method_of_the_config_runs(tiny_checkpoints, tmp_path, fake_absorb, canned_answers,
                                               monkeypatch, capsys):
-    monkeypatch.setattr(lift_jax.config, "METHODS", (*lift_jax.config.METHODS, "lift+cd"))
     cfg = article_config(tiny_checkpoints["llama_tied"], tmp_path, "lift+cd+icl,lift+cd,raw")
     cfg.max_documents = 1
     cfg.eval.shared_qa_cache = False  # each run keeps its caches: shared_cache_dir stays ''
