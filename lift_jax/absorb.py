@@ -30,7 +30,7 @@ from lift_jax.ask import Answerer
 from lift_jax.batching import length_buckets
 from lift_jax.checkpoint import TrainCheckpointer
 from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
-from lift_jax.config import GENERATING_METHODS, validate_method
+from lift_jax.config import GENERATING_METHODS, validate_method, with_method_defaults
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
 from lift_jax.distill.run import holdout_report, start_cd_producer, teacher_for
 from lift_jax.distill.targets import distill_example
@@ -188,6 +188,7 @@ def absorb_document(
     The base weights are reused as they are, so an evaluation loop absorbs many documents with one load; the
     adapter left in `loaded.module` is this document's (unmerged).
     """
+    cfg = with_method_defaults(cfg)
     run = RunDir(Path(cfg.output_dir)).create()
     index = jax.process_index()
     if index == 0:

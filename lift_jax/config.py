@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import string
 import sys
 from pathlib import Path
 
 import ml_collections
 
 from lift_jax.errors import ConfigError, MissingInputError
+from lift_jax.synth.prompts import QUESTION_PROMPTS
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 INSTALLED_CONFIGS = Path(sys.prefix) / "share" / "lift_jax" / "configs"  # where a wheel install puts them
 METHODS = ("lift", "raw", "lift+raw", "lift+cd")
-FALLBACKS = ("what_about", "none")  # cd.fallback: a question for sentences left without one
+FALLBACKS = ("what_about", "none")
+TEACHER_PROMPT = (
+    "Read the document and answer the question in one short sentence.\n\nDocument:\n{document}\n\n"
+    "Question: {question}"
+)  # cd.fallback: a question for sentences left without one
 GENERATING_METHODS = ("lift", "lift+raw", "lift+cd")  # methods that run the question generator
 
 
@@ -92,6 +99,10 @@ def cd_config() -> ml_collections.ConfigDict:
     # A sentence with content but no usable generated question gets one deterministic question:
     # "what_about": "What does the document say about <its first content words>?"
     cd.fallback = "what_about"
+    cd.fallback_always = False  # also ask the fallback question of sentences that kept generated ones
+    # What the teacher reads: {document} is the window, {question} the question (then the chat template). The
+    # request for a short answer keeps the targets on the facts and the teacher's decode short.
+    cd.teacher_prompt = TEACHER_PROMPT
     return cd
 
 
@@ -119,10 +130,23 @@ def load_config_file(path: str | Path) -> ml_collections.ConfigDict:
     return module.get_config()
 
 
+def with_method_defaults(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `cfg` with the settings `auto` leaves to the method resolved: `lift+cd` with the local generator
+    asks it for questions only (`generator.prompt=fewshot-questions`; the teacher writes the answers)."""
+    cfg = copy.deepcopy(cfg)
+    if cfg.method == "lift+cd" and cfg.generator.prompt == "auto" and cfg.generator.kind == "local":
+        cfg.generator.prompt = "fewshot-questions"
+    return cfg
+
+
 def validate_method(cfg: ml_collections.ConfigDict) -> None:
     """Reject an unknown training method (with the list of valid ones) and unusable cd settings."""
     if cfg.method not in METHODS:
         raise ConfigError(f"method {cfg.method!r} is unknown; use one of {', '.join(METHODS)}")
+    if cfg.generator.prompt in QUESTION_PROMPTS and cfg.method != "lift+cd":
+        raise ConfigError(f"generator.prompt={cfg.generator.prompt} writes questions without answers, which only "
+                          f"method lift+cd can train on (its teacher answers); method {cfg.method} needs QA pairs: "
+                          "use generator.prompt=auto")
     if cfg.method == "lift+cd":
         cd = cfg.cd
         for name in ("context_tokens", "top_k", "max_answer_tokens", "max_questions_per_sentence"):
@@ -134,3 +158,10 @@ def validate_method(cfg: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"cd.ce_weight must not be negative, got {cd.ce_weight}")
         if cd.fallback not in FALLBACKS:
             raise ConfigError(f"cd.fallback {cd.fallback!r} is unknown; use one of {', '.join(FALLBACKS)}")
+        try:
+            fields = sorted({f for _, f, _, _ in string.Formatter().parse(cd.teacher_prompt) if f is not None})
+        except ValueError as e:
+            raise ConfigError(f"cd.teacher_prompt is not a valid format string ({e}); write braces as {{{{ }}}}") from e
+        if fields != ["document", "question"]:
+            raise ConfigError(f"cd.teacher_prompt must contain {{document}} and {{question}} and no other field, "
+                              f"got fields {fields}")

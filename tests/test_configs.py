@@ -75,3 +75,35 @@ def test_one_training_step_with_the_configs_settings_on_a_tiny_model_of_its_fami
     assert math.isfinite(record["loss"]) and record["loss"] > 0
     assert (Path(cfg.output_dir) / "adapter" / "adapter_model.safetensors").exists()
     assert loaded.module.layers[0].self_attn.q_proj.rank == cfg.lora.rank
+
+
+def test_lift_cd_resolves_the_auto_prompt_to_questions_only_and_other_methods_refuse_it():
+    from lift_jax.config import validate_method, with_method_defaults
+    from lift_jax.errors import ConfigError
+
+    cfg = base_config()
+    cfg.method = "lift+cd"
+    resolved = with_method_defaults(cfg)
+    assert resolved.generator.prompt == "fewshot-questions" and cfg.generator.prompt == "auto"  # a copy
+    cfg.generator.kind = "openai"  # a server-side model writes the paper's QA JSON; its answers are dropped
+    assert with_method_defaults(cfg).generator.prompt == "auto"
+    cfg.method, cfg.generator.kind = "lift", "local"
+    assert with_method_defaults(cfg).generator.prompt == "auto"
+    cfg.generator.prompt = "fewshot-questions"
+    with pytest.raises(ConfigError, match="only method lift\\+cd can train on"):
+        validate_method(cfg)
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("Answer {question}", "must contain {document} and {question} and no other field, got fields \\['question'\\]"),
+    ("{document} {question} {answer}", "got fields \\['answer', 'document', 'question'\\]"),
+    ("{document} {question", "is not a valid format string"),
+])
+def test_a_teacher_prompt_without_its_two_fields_is_a_config_error(prompt, message):
+    from lift_jax.config import validate_method
+    from lift_jax.errors import ConfigError
+
+    cfg = base_config()
+    cfg.method, cfg.cd.teacher_prompt = "lift+cd", prompt
+    with pytest.raises(ConfigError, match=message):
+        validate_method(cfg)

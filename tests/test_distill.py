@@ -148,7 +148,8 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     monkeypatch.setattr(teacher_module, "generate_ids", spy)
     cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
     cfg.cd.holdout = 0.0
-    teacher = Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens)
+    teacher = Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens,
+                      cfg.cd.teacher_prompt)
     distiller = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc").open_writer())
     items = distiller(5, [("How much does crate fjord weigh?", "x")])
     window_ids = tok(distiller.windows[5], add_special_tokens=False)["input_ids"]
@@ -246,3 +247,21 @@ def test_lift_cd_kill_then_rerun_gives_the_same_adapter_and_recomputes_nothing_c
     assert want.keys() == got.keys()
     for key in want:
         np.testing.assert_allclose(np.array(got[key]), np.array(want[key]), atol=1e-6, err_msg=key)
+
+
+def test_fallback_always_adds_the_sentence_question_within_the_question_limit(tiny_checkpoints, tmp_path):
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
+    cfg.cd.fallback_always, cfg.cd.max_questions_per_sentence = True, 2
+    teacher = Teacher(loaded.module, tok, FMT, stop_token_ids(tok, loaded.spec.eos_token_ids), 0, cfg.cd.top_k,
+                      cfg.cd.max_answer_tokens, cfg.cd.teacher_prompt)
+    distiller = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc").open_writer())
+    fallback = "What does the document say about Crate fjord dock weighs?"
+    generated = ["How much does crate fjord weigh?", "What does crate fjord hold?"]
+    assert distiller.questions(5, generated) == [generated[0], fallback]
+    assert distiller.questions(5, []) == [fallback]
+    assert distiller.stats.fallback_questions == 2
+    cfg.cd.fallback_always = False
+    assert Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc2").open_writer()).questions(
+        5, generated) == generated

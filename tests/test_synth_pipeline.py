@@ -324,3 +324,24 @@ def test_a_repeated_sentence_is_generated_and_yielded_once_on_every_run(tmp_path
         assert server.successes[bell] == 1
     assert sorted(r.index for r in first) == [0, 1, 3]
     assert [r.index for r in rerun] == [r.index for r in first] and all(r.cached for r in rerun)  # same order
+
+
+def test_questions_only_prompt_keeps_every_question_without_answers_and_caches_them(tmp_path: Path) -> None:
+    calls: list = []
+
+    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix=""):
+        calls.append({"prefix": prefix, "max_lines": max_lines})
+        return [" Where does basalt lie?\nQuestion: How far north?\n\nText: invented next example\nQuestion: x?"
+                for _ in prompts]
+
+    cfg = local_config()
+    cfg.prompt = "fewshot-questions"
+    template = load_prompt(cfg.prompt, cfg.kind)
+    generator = LocalGenerator(complete, template, Sampling.from_config(cfg), 4)
+    results = list(generate_document(document(2), cfg, QACache(tmp_path), generator=generator, progress=False))
+    assert {c["max_lines"] for c in calls} == {2}  # 1 line per question, ceil(5 / 3) questions per sample
+    assert all(c["prefix"].startswith("Write questions that the text answers") for c in calls)
+    want = [("Where does basalt lie?", ""), ("How far north?", "")]
+    assert [[tuple(p) for p in r.pairs] for r in results] == [want, want]
+    cached = [(p.question, p.answer) for _, p in iter_qa_pairs(tmp_path)]
+    assert cached == [("Where does basalt lie?", ""), ("How far north?", "")] * 2

@@ -26,7 +26,7 @@ def teacher_for(loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.C
     """The frozen base model over the trainer's own base arrays (adapter off), as the run's teacher."""
     module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
     return Teacher(module, loaded.tokenizer, fmt, stops, pad_id, cfg.cd.top_k, cfg.cd.max_answer_tokens,
-                   batch=cfg.cd.max_questions_per_sentence)
+                   cfg.cd.teacher_prompt, batch=cfg.cd.max_questions_per_sentence)
 
 
 def start_cd_producer(cfg: ml_collections.ConfigDict, document: str, teacher: Teacher, teacher_cache: Path,

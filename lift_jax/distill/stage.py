@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from lift_jax.data import TrainItem
 from lift_jax.distill.cache import TeacherAnswer, TeacherCache, teacher_key
 from lift_jax.distill.questions import fallback_question, select_questions
-from lift_jax.distill.teacher import TEACHER_TEMPLATE, Teacher, document_windows
+from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.synth.split import preceding_context, split_sentences
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Distiller:
             teacher.fix_prefix(self.windows)
         self.identity = {"model": str(cfg.model_path), "dtype": cfg.dtype, "k": self.cd.top_k,
                          "max_answer_tokens": self.cd.max_answer_tokens, "decoding": "greedy",
-                         "template": TEACHER_TEMPLATE, "chat": cfg.use_chat_template, "system": cfg.system_prompt}
+                         "template": teacher.template, "chat": cfg.use_chat_template, "system": cfg.system_prompt}
         self.stats = DistillStats()
         self.held_out: list[HeldOut] = []
         self.bar = tqdm(total=len(sentences), desc="teacher", unit="sentence", disable=not progress)
@@ -79,12 +79,13 @@ class Distiller:
         """The filtered questions of sentence `index` (the fallback one if none is left)."""
         kept = select_questions(generated, self.sentences[index], self.contexts[index],
                                 self.cd.max_questions_per_sentence, self.cd.duplicate_overlap)
-        if not kept:
-            fallback = fallback_question(self.sentences[index], self.cd.fallback)
-            if fallback is not None:
-                self.stats.fallback_questions += 1
-                kept = [fallback]
-        return kept
+        if kept and not self.cd.fallback_always:
+            return kept
+        fallback = fallback_question(self.sentences[index], self.cd.fallback)
+        if fallback is None or fallback in kept:
+            return kept
+        self.stats.fallback_questions += 1
+        return [*kept[: self.cd.max_questions_per_sentence - 1], fallback]
 
     def answers(self, window: str, questions: list[str]) -> list[TeacherAnswer]:
         """Teacher outputs for `questions` reading `window`: cached ones read, the rest computed and cached."""

@@ -25,7 +25,6 @@ from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.sampling import SamplingParams, bucket, generate_ids, prompt_bucket
 from lift_jax.synth.split import Sentence
 
-TEACHER_TEMPLATE = "Read the document and answer the question.\n\nDocument:\n{document}\n\nQuestion: {question}"
 PREFIX_BLOCK = 128  # shared openings are cut to whole blocks: few distinct shapes to compile
 
 
@@ -93,8 +92,8 @@ class Teacher:
     """Answers questions about a window of the document with `module` (the frozen base model)."""
 
     def __init__(self, module: Transformer, tokenizer: Any, fmt: PromptFormat, stop_ids: Sequence[int],
-                 pad_id: int, top_k: int, max_answer_tokens: int, batch: int = 1):
-        self.module, self.tokenizer, self.fmt = module, tokenizer, fmt
+                 pad_id: int, top_k: int, max_answer_tokens: int, template: str, batch: int = 1):
+        self.module, self.tokenizer, self.fmt, self.template = module, tokenizer, fmt, template
         self.stop_ids, self.pad_id = tuple(stop_ids), pad_id
         self.top_k, self.max_answer_tokens = top_k, max_answer_tokens
         self.batch = batch  # questions per call are padded to this many rows: one compiled shape
@@ -108,7 +107,7 @@ class Teacher:
 
     def prompt_ids(self, window: str, question: str) -> list[int]:
         """Exactly the token ids the teacher reads before answering `question`."""
-        return encode_prompt(self.tokenizer, TEACHER_TEMPLATE.format(document=window, question=question), self.fmt)
+        return encode_prompt(self.tokenizer, self.template.format(document=window, question=question), self.fmt)
 
     def answer(self, window: str, questions: Sequence[str]) -> list[TeacherAnswer]:
         """Greedy answers with their top-K log-probs for `questions`, all reading `window`."""

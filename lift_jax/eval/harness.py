@@ -31,6 +31,7 @@ import ml_collections
 
 from lift_jax.absorb import Timing, absorb_document, prompt_format
 from lift_jax.ask import Answerer
+from lift_jax.config import with_method_defaults
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem
 from lift_jax.eval.config import BASE_MODEL_METHODS, absorb_method, check_eval_config, generates_qa, reads_document
@@ -171,6 +172,7 @@ class Evaluator:
                     "adapter_reused": True}
         run_cfg = copy.deepcopy(self.cfg)
         run_cfg.method, run_cfg.output_dir = method, str(run_dir)
+        run_cfg = with_method_defaults(run_cfg)
         if self.cfg.eval.shared_qa_cache and not run_cfg.shared_cache_dir:
             run_cfg.shared_cache_dir = str(self.output_dir)
         before = None

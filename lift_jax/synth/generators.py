@@ -77,7 +77,8 @@ class Sampling:
         """For completion prompts, the `Question`/`Answer` lines one sample needs (0: no line limit)."""
         if not template.completion:
             return 0
-        return 2 * -(-self.m // self.samples)
+        lines_per_pair = 1 if template.questions_only else 2
+        return lines_per_pair * -(-self.m // self.samples)
 
 
 class Generator(Protocol):

@@ -147,6 +147,27 @@ def parse_lines(text: str, stop_at_text: bool = True) -> list[QAPair]:
     return pairs
 
 
+def parse_questions(text: str, m: int) -> list[str]:
+    """Up to `m` distinct questions from the `Question:` lines of a completion that continues a prompt ending in
+    `Question:` (reading stops at the first line that is not a question)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for line in ("Question:" + text).splitlines():
+        match = _Q_LINE.match(line)
+        if not match:
+            if line.strip():
+                break
+            continue
+        question = " ".join(match.group(1).split())
+        key = _normalize(question)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(question)
+            if len(out) == m:
+                break
+    return out
+
+
 def _normalize(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 

@@ -32,7 +32,7 @@ from lift_jax.synth.generators import (
     Sampling,
     make_generator,
 )
-from lift_jax.synth.parse import QAPair, clean_pairs, parse_lines, parse_reply, usable_pair
+from lift_jax.synth.parse import QAPair, clean_pairs, parse_lines, parse_questions, parse_reply, usable_pair
 from lift_jax.synth.prompts import PromptTemplate, load_prompt
 from lift_jax.synth.split import SentenceTask, sentence_tasks
 
@@ -118,7 +118,11 @@ def plan_document(
 def extract_pairs(
     generation: Generation, template: PromptTemplate, task: SentenceTask, m: int
 ) -> list[QAPair]:
-    """Up to `m` distinct pairs from all samples; completion (small-model) pairs must also be usable."""
+    """Up to `m` distinct pairs from all samples; completion (small-model) pairs must also be usable. A
+    questions-only template gives pairs with empty answers."""
+    if template.questions_only:
+        questions = [q for text in generation.texts for q in parse_questions(text, m)]
+        return [QAPair(q, "") for q in dict.fromkeys(questions)][:m]
     pairs = [p for text in generation.texts for p in parse_reply(text, m, template.completion)]
     if template.completion:
         examples = parse_lines(template.user, stop_at_text=False)

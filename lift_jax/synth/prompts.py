@@ -109,6 +109,23 @@ _FEWSHOT = (
 )
 
 
+# Questions only, for context distillation (`lift+cd`), where the teacher writes the answers: a small model's
+# answers are discarded there anyway, and writing none makes generation about three times shorter.
+_FEWSHOT_QUESTIONS = (
+    "Write questions that the text answers.\n\n"
+    "Text: The Eiffel Tower was completed in 1889 for the World's Fair in Paris.\n"
+    "Question: When was the Eiffel Tower completed?\n"
+    "Question: For which event was the Eiffel Tower built?\n"
+    "Question: In which city was the World's Fair of 1889 held?\n\n"
+    "Text: Marie Curie was the first person to win two Nobel Prizes, in physics and in chemistry.\n"
+    "Question: Who was the first person to win two Nobel Prizes?\n"
+    "Question: In which fields did Marie Curie win Nobel Prizes?\n"
+    "Question: How many Nobel Prizes did Marie Curie win?\n\n"
+    "Text: {sentence}\n"
+    "Question:"
+)
+
+
 class PromptError(LiftError, ValueError):
     """A prompt name or prompt file that cannot be used."""
 
@@ -122,10 +139,12 @@ class PromptTemplate:
     user: str
     system: str = ""
     completion: bool = False
+    questions_only: bool = False  # a completion prompt whose samples are `Question:` lines without answers
 
     def identity(self) -> str:
         """The template text, as it enters the cache key."""
-        return f"{'completion' if self.completion else 'chat'}\n{self.system}\n---\n{self.user}"
+        kind = "questions" if self.questions_only else "completion" if self.completion else "chat"
+        return f"{kind}\n{self.system}\n---\n{self.user}"
 
     def render_user(self, task: SentenceTask, m: int) -> str:
         """The user message (or the whole completion prompt) for `task`."""
@@ -160,7 +179,10 @@ BUILTIN_PROMPTS: dict[str, PromptTemplate] = {
     "squad": PromptTemplate("squad", _PAPER_USER, _INSTRUCTION + _SQUAD_EXAMPLES + _OUTPUT_FORMAT),
     "niah": PromptTemplate("niah", _PAPER_USER, _INSTRUCTION + _NIAH_EXAMPLE + _OUTPUT_FORMAT),
     "fewshot": PromptTemplate("fewshot", _FEWSHOT, completion=True),
+    "fewshot-questions": PromptTemplate("fewshot-questions", _FEWSHOT_QUESTIONS, completion=True,
+                                        questions_only=True),
 }
+QUESTION_PROMPTS = frozenset(name for name, t in BUILTIN_PROMPTS.items() if t.questions_only)
 
 
 def _fill(template: str, task: SentenceTask, m: int) -> str:
