@@ -4,6 +4,7 @@
 # finished (document, method) pairs are skipped, errored ones retried, finished adapters reused.
 #
 #   bash scripts/run_results.sh [output_dir]        (default docs/results)
+#   PARTS=squad,niah bash scripts/run_results.sh     (only some parts: squad, niah, squad_window, niah_window)
 #
 # The default output directory is tracked by git except each document's adapters and checkpoints
 # (docs/results/*/runs/): predictions, QA caches, logs, summaries and heatmaps are committed as they come, so a
@@ -24,6 +25,13 @@ cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
 out=${1:-docs/results}
 lengths=${NIAH_LENGTHS:-1000,2000,3000}
+parts=",${PARTS:-squad,niah,squad_window,niah_window},"
+for part in ${parts//,/ }; do
+  case $part in
+    squad | niah | squad_window | niah_window) ;;
+    *) echo "error: unknown part '$part' in PARTS; use squad, niah, squad_window, niah_window" >&2; exit 2 ;;
+  esac
+done
 settings=(
   --config.model_path=bundled:smollm2-135m-instruct
   --config.generator.kind=local
@@ -35,16 +43,20 @@ settings=(
   --config.cd.context_tokens=512
 )
 
-echo "== SQuAD -> $out/squad"
-python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" \
-  --config.max_documents=20 --config.methods=icl,lift,raw,lift+cd --config.ask.max_new_tokens=32 \
-  --config.output_dir="$out/squad"
+if [[ $parts == *,squad,* ]]; then
+  echo "== SQuAD -> $out/squad"
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" \
+    --config.max_documents=20 --config.methods=icl,lift,raw,lift+cd,base --config.ask.max_new_tokens=32 \
+    --config.output_dir="$out/squad"
+fi
 
-echo "== NIAH -> $out/niah"
-python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
-  --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
-  --config.generator.max_context_chars=512 --config.methods=lift,raw,icl,lift+cd \
-  --config.output_dir="$out/niah"
+if [[ $parts == *,niah,* ]]; then
+  echo "== NIAH -> $out/niah"
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
+    --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
+    --config.generator.max_context_chars=512 --config.methods=lift,raw,icl,lift+cd,base \
+    --config.output_dir="$out/niah"
+fi
 
 echo
 echo "tables: $out/squad/summary.md, $out/niah/summary.md; heatmaps: $out/niah/heatmap_*.png; logs: */eval.log"
@@ -58,19 +70,24 @@ echo "tables: $out/squad/summary.md, $out/niah/summary.md; heatmaps: $out/niah/h
 #    and 1973_oil_crisis (3910 tokens, 106 questions), SmolLM2 tokens. Other 2-4K-token articles of the file:
 #    Victoria_(Australia) 3791 / 124, Geology 3879 / 116, Jacksonville,_Florida 3971 / 96 (titles are '|'-separated).
 # 4. NIAH at 2000 and 4000 tokens x the 5 depths, the same window.
-# WINDOW_METHODS (default base,icl,lift,lift+icl) takes any eval method, e.g. add lift+cd once it exists.
-window_methods=${WINDOW_METHODS:-base,icl,lift,lift+icl}
+# The lift+cd teacher obeys the same window: 384 document tokens + its prompt, question and answer fit in 512.
+# WINDOW_METHODS (default base,icl,lift,lift+icl,lift+cd) takes any eval method.
+window_methods=${WINDOW_METHODS:-base,icl,lift,lift+icl,lift+cd}
 
-echo "== SQuAD articles beyond the window -> $out/squad_window"
-python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" \
-  --config.document_unit=article --config.titles='Construction|1973_oil_crisis' --config.max_documents=0 \
-  --config.methods="$window_methods" --config.ask.context_tokens=512 --config.ask.max_new_tokens=32 \
-  --config.output_dir="$out/squad_window"
+if [[ $parts == *,squad_window,* ]]; then
+  echo "== SQuAD articles beyond the window -> $out/squad_window"
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" --config.cd.context_tokens=384 \
+    --config.document_unit=article --config.titles='Construction|1973_oil_crisis' --config.max_documents=0 \
+    --config.methods="$window_methods" --config.ask.context_tokens=512 --config.ask.max_new_tokens=32 \
+    --config.output_dir="$out/squad_window"
+fi
 
-echo "== NIAH beyond the window -> $out/niah_window"
-python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
-  --config.niah.lengths=2000,4000 --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
-  --config.generator.max_context_chars=512 --config.methods="$window_methods" --config.ask.context_tokens=512 \
-  --config.output_dir="$out/niah_window"
+if [[ $parts == *,niah_window,* ]]; then
+  echo "== NIAH beyond the window -> $out/niah_window"
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" --config.cd.context_tokens=384 \
+    --config.niah.lengths=2000,4000 --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
+    --config.generator.max_context_chars=512 --config.methods="$window_methods" --config.ask.context_tokens=512 \
+    --config.output_dir="$out/niah_window"
+fi
 
 echo "beyond the window: $out/squad_window/summary.md (+ f1_by_position.png), $out/niah_window/summary.md"
