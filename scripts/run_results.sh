@@ -22,7 +22,6 @@
 # saves about 25 min and adding 4000 costs about 75 min more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup_env.sh
 out=${1:-docs/results}
 lengths=${NIAH_LENGTHS:-1000,2000,3000}
 parts=",${PARTS:-squad,niah,squad_window,niah_window},"
@@ -32,6 +31,7 @@ for part in ${parts//,/ }; do
     *) echo "error: unknown part '$part' in PARTS; use squad, niah, squad_window, niah_window" >&2; exit 2 ;;
   esac
 done
+source scripts/setup_env.sh
 settings=(
   --config.model_path=bundled:smollm2-135m-instruct
   --config.generator.kind=local
