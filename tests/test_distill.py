@@ -151,13 +151,18 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     teacher = Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens,
                       cfg.cd.teacher_prompt)
     distiller = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc").open_writer())
-    items = distiller(5, [("How much does crate fjord weigh?", "x")])
+    question = "How much does crate fjord weigh?"
+    distiller(5, [(question, "x")])
     window_ids = tok(distiller.windows[5], add_special_tokens=False)["input_ids"]
     sentence_ids = tok(distiller.sentences[5], add_special_tokens=False)["input_ids"]
     assert len(seen) == 1 and _contains(seen[0], window_ids)
-    student = distill_example(tok, items[0].question, items[0].teacher, FMT)
-    answer = list(items[0].teacher.answer_ids)
-    assert list(student.ids) == encode_prompt(tok, "How much does crate fjord weigh?", FMT) + answer
+    # the teacher's output as the stage trains on it (from the cache: the teacher is not asked again; an
+    # answer the random model ends at once is a valid output too)
+    teacher_answer = distiller.answers(distiller.windows[5], [question])[0]
+    assert len(seen) == 1
+    student = distill_example(tok, question, teacher_answer, FMT)
+    answer = list(teacher_answer.answer_ids)
+    assert list(student.ids) == encode_prompt(tok, question, FMT) + answer
     assert not _contains(list(student.ids), sentence_ids)
     distiller.close()
 
