@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import ml_collections
 
 from lift_jax.config import base_config
 from lift_jax.errors import CorruptFileError, MissingInputError
@@ -88,9 +90,12 @@ def run_settings(run_dir: Path) -> dict[str, Any]:
         raise CorruptFileError(f"{path} is not valid JSON ({e}); rerun lift_jax.absorb into a new directory") from None
 
 
-def run_sampling(settings: dict[str, Any], **overrides: float | int | None) -> SamplingParams:
-    """The decoding settings of a run's `ask` group (`max_new_tokens`, `temperature`, `top_p`; lift_jax.config's
-    defaults for a field the run did not save), each replaced by an override that is not None (e.g. `seed`)."""
+def ask_sampling(
+    settings: Mapping[str, Any] | ml_collections.ConfigDict, **overrides: float | int | None
+) -> SamplingParams:
+    """The decoding settings of a run config's `ask` group (`max_new_tokens`, `temperature`, `top_p`; a saved
+    run's config.json or a ConfigDict; lift_jax.config's defaults for a field the run did not save), each replaced
+    by an override that is not None (e.g. `seed`)."""
     ask = {**base_config().ask.to_dict(), **settings.get("ask", {})}
     params = SamplingParams(int(ask["max_new_tokens"]), float(ask["temperature"]), float(ask["top_p"]))
     return dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
@@ -105,5 +110,5 @@ def answerer_for_run(run_dir: Path, base: bool = False, params: SamplingParams |
         import_peft_adapter(loaded.module, RunDir(run_dir).adapter)
         merge_lora(loaded.module)
     fmt = PromptFormat(settings.get("use_chat_template", True), settings.get("system_prompt") or None)
-    params = run_sampling(settings) if params is None else params
+    params = ask_sampling(settings) if params is None else params
     return Answerer(loaded, fmt, params, settings.get("ask", {}).get("context_tokens", 0))

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lift_jax.answering import answerer_for_run, run_sampling, run_settings
+from lift_jax.answering import answerer_for_run, ask_sampling, run_settings
 from lift_jax.cli import UsageError, enable_compilation_cache, fail
 from lift_jax.errors import LiftError, MissingInputError
 from lift_jax.runio import RunDir
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise UsageError(f"{args.questions} holds no questions")
         else:
             questions = [args.question]
-        params = run_sampling(run_settings(args.run), max_new_tokens=args.max_new_tokens,
+        params = ask_sampling(run_settings(args.run), max_new_tokens=args.max_new_tokens,
                               temperature=args.temperature, top_p=args.top_p, seed=args.seed)
         answerer = answerer_for_run(args.run, args.base, params)
         document = _read_text(RunDir(args.run).document_copy, "run's document") if args.context == "truncated" else None

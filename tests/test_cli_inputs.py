@@ -165,12 +165,16 @@ def test_ask_decodes_with_the_runs_ask_settings_unless_a_flag_overrides_them(tmp
 
 
 def test_a_run_saved_without_ask_settings_decodes_with_the_config_defaults():
-    from lift_jax.answering import run_sampling
+    from lift_jax.answering import ask_sampling
     from lift_jax.config import base_config
+    from lift_jax.sampling import SamplingParams
 
     ask = base_config().ask
-    params = run_sampling({"model_path": "x"})
+    params = ask_sampling({"model_path": "x"})
     assert (params.max_new_tokens, params.temperature, params.top_p) == (ask.max_new_tokens, ask.temperature,
                                                                          ask.top_p)
-    params = run_sampling({"ask": {"max_new_tokens": 5}}, top_p=0.5, seed=None)
+    params = ask_sampling({"ask": {"max_new_tokens": 5}}, top_p=0.5, seed=None)
     assert (params.max_new_tokens, params.top_p, params.seed) == (5, 0.5, 0)  # None: not given
+    cfg = base_config()  # the eval harness passes its ConfigDict
+    cfg.ask.temperature = 0.7
+    assert ask_sampling(cfg, seed=3) == SamplingParams(ask.max_new_tokens, 0.7, ask.top_p, 3)

@@ -30,7 +30,7 @@ from typing import Any
 import ml_collections
 
 from lift_jax.absorbing import Timing, absorb_document, prepare, prompt_format
-from lift_jax.answering import Answerer
+from lift_jax.answering import Answerer, ask_sampling
 from lift_jax.config import with_method_defaults
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem
@@ -46,7 +46,6 @@ from lift_jax.models import LoadedModel
 from lift_jax.peft_io import import_peft_adapter
 from lift_jax.producer import check_generator
 from lift_jax.runio import RunDir
-from lift_jax.sampling import SamplingParams
 from lift_jax.synth.cache import CacheError
 from lift_jax.synth.generators import GeneratorUnavailable
 
@@ -100,7 +99,7 @@ class Evaluator:
             cfg = self.cfg
             began = time.perf_counter()
             self._loaded, self._mesh = prepare(cfg)
-            params = SamplingParams(cfg.ask.max_new_tokens, cfg.ask.temperature, cfg.ask.top_p, cfg.seed)
+            params = ask_sampling(cfg, seed=cfg.seed)
             self._answerer = Answerer(self._loaded, prompt_format(cfg), params, cfg.ask.context_tokens)
             log.info("base model %s loaded in %.1f s", cfg.model_path, time.perf_counter() - began)
         assert self._answerer is not None
