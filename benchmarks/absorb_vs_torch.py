@@ -51,7 +51,7 @@ import numpy as np
 from bench_common import RESULTS_DIR, machine_info, save_results
 
 SAMPLE_DOCUMENT = Path(__file__).resolve().parent.parent / "lift_jax" / "assets" / "sample_document.txt"
-# Chat end-of-turn markers lift_jax's sampler also stops on (lift_jax.sampling.END_OF_TURN_TOKENS; a test checks
+# Chat end-of-turn markers lift_jax's sampler also stops on (lift_jax.special_tokens.END_OF_TURN_TOKENS; a test checks
 # that both give the same stop ids). Not imported: that module would pull JAX into the PyTorch process.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<|end_of_text|>")
 IGNORE = -100  # label of a position without loss (PyTorch's cross_entropy ignore_index)
@@ -77,7 +77,7 @@ class Marks:
 
 def reference_stop_ids(tokenizer: Any, config_eos: int | Sequence[int] | None) -> tuple[int, ...]:
     """The ids generation stops at: the model config's and tokenizer's EOS plus the chat end-of-turn tokens
-    the vocabulary holds (the rule of lift_jax.sampling.stop_token_ids)."""
+    the vocabulary holds (the rule of lift_jax.special_tokens.stop_token_ids)."""
     ids = set([config_eos] if isinstance(config_eos, int) else list(config_eos or ()))
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))

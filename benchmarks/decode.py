@@ -24,20 +24,19 @@ from typing import Any
 from bench_common import haystack_document, line_plot, save_results, server_run_config
 from generation import LatencyServer
 
-from lift_jax.absorb import absorb_document, prompt_format
-from lift_jax.ask import ICL_TEMPLATE
+from lift_jax.absorbing import absorb_document, prepare, prompt_format
+from lift_jax.answering import ICL_TEMPLATE
 from lift_jax.eval.niah_data import QUESTION
 from lift_jax.lora import merge_lora
-from lift_jax.models import LoadedModel, load
+from lift_jax.models import LoadedModel
 from lift_jax.prompting import encode_prompt
-from lift_jax.sampling import SamplingParams, generate_ids, stop_token_ids
-from lift_jax.sharding import make_mesh
+from lift_jax.sampling import SamplingParams, generate_ids
+from lift_jax.special_tokens import pad_token_id, stop_token_ids
 
 
 def decode_seconds(loaded: LoadedModel, prompt: list[int], new_tokens: int) -> float:
     """Seconds to prefill `prompt` and decode exactly `new_tokens` tokens (compiled beforehand)."""
-    pad = loaded.tokenizer.pad_token_id
-    pad = pad if pad is not None else stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)[0]
+    pad = pad_token_id(loaded.tokenizer, stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids))
     params = SamplingParams(max_new_tokens=new_tokens)
     generate_ids(loaded.module, [prompt], params, (), pad)  # compile this shape
     began = time.perf_counter()
@@ -80,8 +79,7 @@ def main() -> None:
             args.config, f"http://127.0.0.1:{server.port}/v1", Path(tmp) / "run",
             epochs=args.epochs, qa_per_sentence=args.qa_per_sentence, concurrency=64,
         )
-        mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
-        loaded = load(cfg.model_path, dtype=cfg.dtype, mesh=mesh)
+        loaded, mesh = prepare(cfg)
         window = loaded.spec.max_position_embeddings
         if args.doc_tokens + max(args.output_lengths) + 64 > window:
             raise SystemExit(f"--doc-tokens plus the longest output exceed the model's {window}-token window")

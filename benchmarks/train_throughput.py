@@ -134,7 +134,7 @@ from lift_jax.batching import length_buckets, make_batch
 from lift_jax.lora import LoRAConfig, apply_lora
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_example
-from lift_jax.sampling import stop_token_ids
+from lift_jax.special_tokens import stop_token_ids
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 loaded = load("bundled:smollm2-135m-instruct", dtype=ARGS["dtype"])

@@ -29,14 +29,13 @@ from typing import Any
 from bench_common import haystack_document, line_plot, save_results, server_run_config
 from generation import LatencyServer
 
-from lift_jax.absorb import absorb_document, prompt_format
-from lift_jax.ask import Answerer
+from lift_jax.absorbing import absorb_document, prepare, prompt_format
+from lift_jax.answering import Answerer
 from lift_jax.eval.niah_data import QUESTION
 from lift_jax.lora import merge_lora
-from lift_jax.models import LoadedModel, load
+from lift_jax.models import LoadedModel
 from lift_jax.runio import RunDir
 from lift_jax.sampling import SamplingParams
-from lift_jax.sharding import make_mesh
 from lift_jax.synth.cache import QACache
 from lift_jax.synth.pipeline import GenerationSummary, generate_document
 
@@ -106,8 +105,7 @@ def main() -> None:
             )
 
         warm = config("warmup")
-        mesh = make_mesh(warm.mesh.data, warm.mesh.fsdp, warm.mesh.tensor)
-        loaded = load(warm.model_path, dtype=warm.dtype, mesh=mesh)
+        loaded, mesh = prepare(warm)
         overlapped(loaded, mesh, warm, haystack_document(loaded.tokenizer, 256))
         for length in args.lengths:
             document = haystack_document(loaded.tokenizer, length)

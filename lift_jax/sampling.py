@@ -17,17 +17,9 @@ from flax import nnx
 
 from lift_jax.models.layers import LayerCache
 from lift_jax.models.transformer import Transformer
+from lift_jax.special_tokens import pad_token_id, stop_token_ids
 
-# End-of-turn markers of the supported chat templates; decoding stops on any that the vocabulary has.
 TOP_P_CANDIDATES = 64
-END_OF_TURN_TOKENS = (
-    "<|im_end|>",
-    "<end_of_turn>",
-    "<|eot_id|>",
-    "<|end|>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,16 +41,6 @@ def bucket(n: int, minimum: int = 16) -> int:
 def prompt_bucket(n: int, step: int = 64) -> int:
     """Prompt lengths round up to a multiple of `step`: less padding than powers of two, still few shapes."""
     return max(step, -(-n // step) * step)
-
-
-def stop_token_ids(tokenizer: Any, spec_eos: Sequence[int] = ()) -> tuple[int, ...]:
-    """EOS ids of the config and tokenizer plus the chat end-of-turn tokens the vocabulary holds."""
-    ids = set(spec_eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
-    return tuple(sorted(ids))
 
 
 def _select(logits: jax.Array, key: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -222,7 +204,7 @@ def generate_texts(
     """Decode continuations of `prefix + prompt` for each text prompt and return the decoded new text."""
     prefix_ids = tokenizer(prefix)["input_ids"] if prefix else []
     encoded = [tokenizer(p, add_special_tokens=not prefix)["input_ids"] for p in prompts]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    pad = pad_token_id(tokenizer, stop_ids)
     lines = line_break_token_ids(tokenizer) if params.max_lines else ()
     ids = generate_ids(module, encoded, params, stop_ids, pad, lines, prefix_ids)
     return [tokenizer.decode(x, skip_special_tokens=True) for x in ids]

@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lift_jax.ask import answerer_for_run
+from lift_jax.answering import answerer_for_run
 from lift_jax.config import base_config
 from lift_jax.lora import LoRAConfig, apply_lora, lora_modules
 from lift_jax.models import LoadedModel, load

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import conftest  # noqa: E402,F401  (same XLA flags as the test session)
 
-import lift_jax.absorb as absorb_module  # noqa: E402
+import lift_jax.absorbing.job as absorb_module  # noqa: E402
 from lift_jax.config import base_config  # noqa: E402
 from lift_jax.data import ItemBuffer  # noqa: E402
 from lift_jax.producer import QAProducer  # noqa: E402

@@ -109,7 +109,7 @@ def lift_raw_run(tiny_checkpoints, tmp_path_factory) -> tuple[Path, dict]:
     """A `lift+raw` run: the fake producer's pairs plus the document's raw chunks."""
     from fake_absorb import fake_producer, tiny_config
 
-    import lift_jax.absorb as absorb_module
+    import lift_jax.absorbing.job as absorb_module
 
     out = tmp_path_factory.mktemp("lift_raw") / "run"
     cfg = tiny_config(tiny_checkpoints["llama3"], out)
@@ -137,19 +137,20 @@ def test_lift_plus_raw_trains_on_the_pairs_and_the_raw_chunks(lift_raw_run):
 def test_ask_with_truncated_context_puts_the_middle_truncated_document_in_the_prompt(
     lift_raw_run, monkeypatch, capsys
 ):
+    import lift_jax.answering as answering
     import lift_jax.ask as ask_module
 
     out, _ = lift_raw_run
     head, tail = "The head of the document. ", " And this is how it ends."
     (out / "document.txt").write_text(head + "MIDDLE " * 200 + tail)  # far beyond the tiny model's 256 tokens
     prompts: list[str] = []
-    real = ask_module.generate_ids
+    real = answering.generate_ids
 
     def spy(module, rest, params, stops, pad, **kwargs):
         prompts.extend(list(kwargs.get("prefix", [])) + list(r) for r in rest)
         return real(module, rest, params, stops, pad, **kwargs)
 
-    monkeypatch.setattr(ask_module, "generate_ids", spy)
+    monkeypatch.setattr(answering, "generate_ids", spy)
     for extra in (["--base"], []):  # truncated ICL, LIFT + truncated ICL
         ask_module.main(["--run", str(out), *extra, "--context", "truncated", "--question", "How does it end?",
                          "--max-new-tokens", "4"])

@@ -14,7 +14,7 @@ import torch
 from tiny_models import tiny_tokenizer
 
 from lift_jax.prompting import PromptFormat, encode_example
-from lift_jax.sampling import stop_token_ids
+from lift_jax.special_tokens import pad_token_id, stop_token_ids
 from lift_jax.synth.config import generator_config
 from lift_jax.synth.pipeline import plan_document
 from lift_jax.synth.split import split_sentences
@@ -34,7 +34,7 @@ def _assert_same_training_rows(tokenizer, fmt: PromptFormat, stops: tuple[int, .
     """The reference's rows are lift_jax's examples (`encode_example`) cut, as lift_jax cuts them, to
     max_length inputs (max_length + 1 ids), with labels exactly on the loss-mask positions."""
     examples = [encode_example(tokenizer, q, a, fmt, stops) for q, a in PAIRS]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    pad = pad_token_id(tokenizer, stops)
     ref = bench.collate(examples, max_length, pad)
     assert ref["input_ids"].shape[1] == min(max(len(ids) for ids, _ in examples), max_length + 1)
     loss_tokens = 0

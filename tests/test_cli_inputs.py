@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lift_jax.ask import middle_truncate
+from lift_jax.answering import middle_truncate
 from lift_jax.cli import UsageError, parse_config_args
 from lift_jax.documents import DocumentError, read_document
 
@@ -126,3 +126,55 @@ def test_middle_truncation_keeps_both_ends():
     assert middle_truncate(list(range(10)), 5) == [0, 1, 7, 8, 9]
     assert middle_truncate(list(range(3)), 5) == [0, 1, 2]
     assert middle_truncate(list(range(3)), 0) == []
+
+
+class _FakeAnswerer:
+    def answer(self, questions: list[str], document: str | None = None) -> list[str]:
+        return ["an answer"] * len(questions)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], (7, 0.5, 0.9, 0)),  # the run's ask.* settings
+        (["--max-new-tokens", "3", "--top-p", "0.25", "--seed", "2"], (3, 0.5, 0.25, 2)),  # flags given win
+        (["--temperature", "0"], (7, 0.0, 0.9, 0)),  # 0 is a value given, not an absent flag
+    ],
+)
+def test_ask_decodes_with_the_runs_ask_settings_unless_a_flag_overrides_them(tmp_path, monkeypatch, capsys, flags,
+                                                                               expected):
+    import json
+
+    import lift_jax.ask as ask_cli
+    from lift_jax.config import base_config
+
+    cfg = base_config()
+    cfg.ask.max_new_tokens, cfg.ask.temperature, cfg.ask.top_p = 7, 0.5, 0.9
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    seen = []
+
+    def fake_answerer_for_run(run_dir, base, params):
+        seen.append(params)
+        return _FakeAnswerer()
+
+    monkeypatch.setattr(ask_cli, "answerer_for_run", fake_answerer_for_run)
+    ask_cli.main(["--run", str(tmp_path), "--question", "Why?", *flags])
+    assert capsys.readouterr().out == "an answer\n"
+    (params,) = seen
+    assert (params.max_new_tokens, params.temperature, params.top_p, params.seed) == expected
+
+
+def test_a_run_saved_without_ask_settings_decodes_with_the_config_defaults():
+    from lift_jax.answering import ask_sampling
+    from lift_jax.config import base_config
+    from lift_jax.sampling import SamplingParams
+
+    ask = base_config().ask
+    params = ask_sampling({"model_path": "x"})
+    assert (params.max_new_tokens, params.temperature, params.top_p) == (ask.max_new_tokens, ask.temperature,
+                                                                         ask.top_p)
+    params = ask_sampling({"ask": {"max_new_tokens": 5}}, top_p=0.5, seed=None)
+    assert (params.max_new_tokens, params.top_p, params.seed) == (5, 0.5, 0)  # None: not given
+    cfg = base_config()  # the eval harness passes its ConfigDict
+    cfg.ask.temperature = 0.7
+    assert ask_sampling(cfg, seed=3) == SamplingParams(ask.max_new_tokens, 0.7, ask.top_p, 3)

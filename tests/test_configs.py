@@ -10,7 +10,7 @@ import jax
 import ml_collections
 import pytest
 
-from lift_jax.absorb import absorb_document
+from lift_jax.absorbing import absorb_document
 from lift_jax.config import REPO_CONFIGS, base_config, load_config_file
 from lift_jax.models import load
 from lift_jax.sharding import make_mesh

@@ -11,7 +11,7 @@ from fake_cd_absorb import DOCUMENT, fake_pairs, tiny_cd_config
 from tiny_models import VOCAB
 from train_helpers import lora_model
 
-import lift_jax.absorb as absorb_module
+import lift_jax.absorbing.job as absorb_module
 import lift_jax.distill.teacher as teacher_module
 import lift_jax.synth.pipeline as pipeline
 from lift_jax.batching import Example, make_batch
@@ -22,7 +22,7 @@ from lift_jax.distill.targets import distill_example, renormalised
 from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_prompt
-from lift_jax.sampling import stop_token_ids
+from lift_jax.special_tokens import stop_token_ids
 from lift_jax.synth.split import split_sentences
 from lift_jax.train import LoRATrainer, OptimizerConfig
 

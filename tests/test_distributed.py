@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lift_jax.absorb import local_rows, own_data_state
+from lift_jax.absorbing import local_rows
+from lift_jax.absorbing.training import own_data_state
 from lift_jax.cli import UsageError
 from lift_jax.config import base_config
 from lift_jax.distributed import ProcessSetup, process_setup

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from synth_fault_server import FaultServer
 
+import lift_jax.absorbing.job as absorb_job
 import lift_jax.eval.harness as harness
-from lift_jax.ask import Answerer
+from lift_jax.answering import Answerer
 from lift_jax.eval import loogle, niah, squad
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.config import absorb_method, eval_config, parse_methods
@@ -55,7 +56,7 @@ def lines(path: Path) -> list[dict]:
 
 
 class Counting:
-    """Wraps the harness's absorb_document / load / Answerer.answer, counting calls and injecting faults."""
+    """Wraps the harness's absorb_document / model load / Answerer.answer, counting calls and injecting faults."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.absorbed: list[tuple[str, str]] = []
@@ -63,7 +64,7 @@ class Counting:
         self.answered: list[str] = []
         self.fail_absorb: set[tuple[str, str]] = set()  # (first words of the document, method)
         self.fail_question: set[str] = set()  # fails once, in a batch answered without the document
-        absorb, load_model, answer = harness.absorb_document, harness.load, Answerer.answer
+        absorb, load_model, answer = harness.absorb_document, absorb_job.load, Answerer.answer
 
         def counting_absorb(loaded, mesh, cfg, document, **kw):
             key = (document[:12], cfg.method)
@@ -85,7 +86,7 @@ class Counting:
             return answer(answerer, questions, document)
 
         monkeypatch.setattr(harness, "absorb_document", counting_absorb)
-        monkeypatch.setattr(harness, "load", counting_load)
+        monkeypatch.setattr(absorb_job, "load", counting_load)
         monkeypatch.setattr(Answerer, "answer", counting_answer)
 
 
@@ -257,7 +258,7 @@ def test_squad_cli_runs_on_the_default_config_with_the_bundled_model(tmp_path):
 
 
 def test_questions_about_one_document_share_its_prefix(tiny_checkpoints):
-    from lift_jax.ask import split_shared_prefix
+    from lift_jax.answering import split_shared_prefix
 
     assert split_shared_prefix([[1, 2, 3, 4, 5], [1, 2, 3, 4, 6]], block=2) == ([1, 2, 3, 4], [[5], [6]])
     assert split_shared_prefix([[1, 2, 3], [1, 2, 3, 4]], block=1) == ([1, 2], [[3], [3, 4]])  # keeps a token

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from tiny_models import tiny_tokenizer
 
-from lift_jax.ask import ICL_TEMPLATE, Answerer
+from lift_jax.answering import ICL_TEMPLATE, Answerer
 from lift_jax.eval.squad_data import article_document
 from lift_jax.eval.window import DocumentTokens, place_questions
 from lift_jax.prompting import PromptFormat, encode_prompt

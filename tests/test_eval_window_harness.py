@@ -14,8 +14,8 @@ from test_eval_harness import tiny_eval_config
 from test_eval_niah_harness import niah_config
 
 import lift_jax.eval.harness as harness
-from lift_jax.absorb import prepare_adapter
-from lift_jax.ask import Answerer
+from lift_jax.absorbing import prepare_adapter
+from lift_jax.answering import Answerer
 from lift_jax.eval import squad
 from lift_jax.eval.harness import run_benchmark
 from lift_jax.eval.metrics import contains_answer, exact_match, f1_score, keywords_found

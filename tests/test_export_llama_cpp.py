@@ -21,7 +21,7 @@ import torch
 from export_runs import lift_jax_logits, make_run, merged_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lift_jax.ask import answerer_for_run
+from lift_jax.answering import answerer_for_run
 from lift_jax.export import export_run
 from lift_jax.export.gguf_lora import interleave_rope_rows
 from lift_jax.lora import LoRAConfig

@@ -107,7 +107,7 @@ def test_weights_only_llama_directory_loads_without_a_tokenizer(tiny_checkpoints
     ids, mask = _batch(4)
     ours = np.asarray(loaded.module(jnp.asarray(ids), attention_mask=jnp.asarray(mask)))
     assert np.abs(ours - _reference_logits(full, ids, mask))[mask.astype(bool)].max() <= 1e-4
-    from lift_jax.ask import Answerer
+    from lift_jax.answering import Answerer
     from lift_jax.prompting import PromptFormat
     from lift_jax.sampling import SamplingParams
 

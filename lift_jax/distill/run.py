@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from lift_jax.answering import Answerer
 from lift_jax.data import ItemBuffer
 from lift_jax.distill.stage import Distiller, make_distiller, summary
 from lift_jax.distill.teacher import Teacher, frozen_base
@@ -41,7 +42,6 @@ def holdout_report(loaded: LoadedModel, fmt: PromptFormat, distiller: Distiller,
                    cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     """The stage's counts plus the LIFTed model's token F1 against the teacher on the held-out questions,
     answered without the document (the adapter in `loaded.module` must be the trained one)."""
-    from lift_jax.ask import Answerer
     from lift_jax.eval.metrics import f1_score
 
     report = summary(distiller)

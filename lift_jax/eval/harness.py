@@ -29,8 +29,8 @@ from typing import Any
 
 import ml_collections
 
-from lift_jax.absorb import Timing, absorb_document, prompt_format
-from lift_jax.ask import Answerer
+from lift_jax.absorbing import Timing, absorb_document, prepare, prompt_format
+from lift_jax.answering import Answerer, ask_sampling
 from lift_jax.config import with_method_defaults
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem
@@ -42,12 +42,10 @@ from lift_jax.eval.report import write_report
 from lift_jax.eval.window import Placement, place_questions
 from lift_jax.judge import JudgeItem, judge
 from lift_jax.logfile import logging_to
-from lift_jax.models import LoadedModel, load
+from lift_jax.models import LoadedModel
 from lift_jax.peft_io import import_peft_adapter
 from lift_jax.producer import check_generator
 from lift_jax.runio import RunDir
-from lift_jax.sampling import SamplingParams
-from lift_jax.sharding import make_mesh
 from lift_jax.synth.cache import CacheError
 from lift_jax.synth.generators import GeneratorUnavailable
 
@@ -100,9 +98,8 @@ class Evaluator:
         if self._loaded is None:
             cfg = self.cfg
             began = time.perf_counter()
-            self._mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
-            self._loaded = load(cfg.model_path, dtype=cfg.dtype, mesh=self._mesh)
-            params = SamplingParams(cfg.ask.max_new_tokens, cfg.ask.temperature, cfg.ask.top_p, cfg.seed)
+            self._loaded, self._mesh = prepare(cfg)
+            params = ask_sampling(cfg, seed=cfg.seed)
             self._answerer = Answerer(self._loaded, prompt_format(cfg), params, cfg.ask.context_tokens)
             log.info("base model %s loaded in %.1f s", cfg.model_path, time.perf_counter() - began)
         assert self._answerer is not None

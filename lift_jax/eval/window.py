@@ -1,6 +1,6 @@
 """Whether a question's answer passage lies inside the truncated-ICL window that `ask` applies.
 
-`Answerer` (lift_jax/ask.py) puts a document in the prompt as `middle_truncate(ids, budget)` of its tokens
+`Answerer` (lift_jax/answering.py) puts a document in the prompt as `middle_truncate(ids, budget)` of its tokens
 `ids = tokenizer(document, add_special_tokens=False)`, with `budget = Answerer.document_budget(question)` (the
 window, `ask.context_tokens` or the model's, minus the question's prompt and the answer tokens): the first
 budget // 2 tokens and the last budget - budget // 2. Here the same tokenizer call (plus character offsets) and
@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lift_jax.ask import Answerer, middle_truncate
+from lift_jax.answering import Answerer, middle_truncate
 
 
 @dataclasses.dataclass(frozen=True)

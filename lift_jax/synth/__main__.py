@@ -10,36 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-import ml_collections
-
-from lift_jax.cli import UsageError, enable_compilation_cache, fail, parse_config_args
-from lift_jax.documents import read_document
+from lift_jax.cli import enable_compilation_cache, fail, parse_config_args
 from lift_jax.errors import LiftError
-from lift_jax.runio import RunDir
-from lift_jax.synth.cache import CacheError, QACache
+from lift_jax.synth.cache import CacheError
 from lift_jax.synth.generators import GeneratorUnavailable
-from lift_jax.synth.pipeline import GenerationSummary, generate_document
+from lift_jax.synth.prefill import prefill_qa_cache
 
 USAGE = __doc__
-
-
-def run(cfg: ml_collections.ConfigDict, progress: bool = True) -> GenerationSummary:
-    """Generate (or reuse) the QA pairs of `cfg.document` into `cfg.output_dir`'s QA cache."""
-    if not cfg.document:
-        raise UsageError("no document given; pass --config.document=PATH")
-    if not cfg.output_dir:
-        raise UsageError("no output directory given; pass --config.output_dir=DIR")
-    document = read_document(Path(cfg.document))
-    cache = QACache(RunDir(Path(cfg.output_dir)).qa_cache)
-    summary = GenerationSummary()
-    for _ in generate_document(
-        document, cfg.generator, cache, dtype=cfg.get("dtype", "float32"), seed=cfg.get("seed", 0),
-        progress=progress, summary=summary,
-    ):
-        pass
-    return summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = parse_config_args(argv, "smollm2_135m", USAGE)
         if cfg.generator.kind == "local":
             enable_compilation_cache()  # the local sampler's compilations are reused across runs
-        summary = run(cfg)
+        summary = prefill_qa_cache(cfg)
     except (GeneratorUnavailable, CacheError) as e:
         fail(str(e), code=1)
     except LiftError as e:
