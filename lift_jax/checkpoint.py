@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from lift_jax.errors import MissingInputError
 from lift_jax.train import LoRATrainer
 
 
@@ -49,7 +50,7 @@ class TrainCheckpointer:
         """Load the checkpoint at `step` (default: latest) into `trainer`; returns its JSON metadata."""
         step = self.latest_step() if step is None else step
         if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+            raise MissingInputError(f"no checkpoint in {self.directory}")
         items = {
             "lora": ocp.args.StandardRestore(_abstract(trainer.lora)),
             "opt": ocp.args.StandardRestore(_abstract(trainer.opt_state)),

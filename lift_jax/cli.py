@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import ml_collections
 
 from lift_jax.config import load_config_file
-from lift_jax.errors import LiftError
+from lift_jax.errors import LiftError, MissingInputError
 
 
 class UsageError(LiftError, ValueError):
@@ -111,7 +111,7 @@ def parse_config_args(argv: Sequence[str], default_config: str, usage: str) -> m
         i += 1
     try:
         cfg = load_config_file(config_name)
-    except FileNotFoundError as e:
+    except MissingInputError as e:  # an unknown config name is bad usage of the command line
         raise UsageError(str(e)) from e
     for key, value in overrides:
         apply_override(cfg, key, value)

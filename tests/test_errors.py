@@ -86,3 +86,17 @@ def test_a_bug_is_not_turned_into_an_error_line(tiny_checkpoints, tmp_path, monk
     monkeypatch.setattr(absorb, "absorb", broken)
     with pytest.raises(ValueError, match="a bug"):
         absorb.main(["--config.document=doc.txt"])
+
+
+@pytest.mark.parametrize("name", ["missing.json", "a_directory"])
+def test_an_eval_benchmark_path_that_is_no_file_is_one_error_line(tmp_path, capsys, name):
+    from lift_jax.eval import squad
+
+    (tmp_path / "a_directory").mkdir()
+    data = tmp_path / name
+    with pytest.raises(SystemExit) as exc:
+        squad.main([f"--config.data={data}", f"--config.output_dir={tmp_path / 'out'}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {data} ") and "set --config.data to a SQuAD JSON file" in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1

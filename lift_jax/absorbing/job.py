@@ -106,7 +106,7 @@ def prepare_adapter(loaded: LoadedModel, cfg: ml_collections.ConfigDict) -> None
     existing = lora_modules(loaded.module)
     if existing:
         if existing[0][1].rank != cfg.lora.rank:
-            raise ValueError(
+            raise ConfigError(
                 f"the model already carries rank-{existing[0][1].rank} adapters; cfg.lora.rank={cfg.lora.rank} "
                 "needs a freshly loaded model"
             )

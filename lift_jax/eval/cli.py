@@ -28,7 +28,6 @@ Writes output_dir/predictions.jsonl (one line per question and method), summary.
 one absorb run per document and method in output_dir/runs/. Rerunning the same command resumes: finished
 (document, method) pairs are skipped, errored answers are retried.
 """
-ERRORS = (LiftError, FileNotFoundError)  # FileNotFoundError: a benchmark path the user gave does not exist
 
 
 class _Stderr(logging.StreamHandler):
@@ -68,6 +67,6 @@ def eval_main(
         enable_compilation_cache()
         log_to_stderr()
         run_benchmark(cfg, make_benchmark(cfg))
-    except ERRORS as e:
+    except LiftError as e:
         fail(str(e))
     print((Path(cfg.output_dir) / SUMMARY_MD).read_text(), end="")

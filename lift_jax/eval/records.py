@@ -78,7 +78,7 @@ def _scores(record: Mapping[str, Any], metrics: Mapping[str, Scorer]) -> dict[st
     verdict = record.get("judge")
     if verdict is not None:
         if not isinstance(verdict, bool):
-            raise ValueError(f"judge verdict of {record_key(record)} must be a bool, got {verdict!r}")
+            raise CorruptFileError(f"judge verdict of {record_key(record)} must be a bool, got {verdict!r}")
         scores["judge"] = float(verdict)
     return scores
 

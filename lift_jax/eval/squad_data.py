@@ -9,7 +9,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from lift_jax.errors import ConfigError
+from lift_jax.errors import ConfigError, MissingInputError
 from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem, check_max_documents, require
 
 UNITS = ("paragraph", "article")
@@ -25,6 +25,10 @@ def _read_json(path: Path) -> Any:
         raise BenchmarkFormatError(path, where, f"invalid JSON ({exc.msg})") from None
     except UnicodeDecodeError as exc:
         raise BenchmarkFormatError(path, f"byte {exc.start}", "not UTF-8 text") from None
+    except FileNotFoundError:
+        raise MissingInputError(f"{path} does not exist; set --config.data to a SQuAD JSON file") from None
+    except IsADirectoryError:
+        raise MissingInputError(f"{path} is a directory; set --config.data to a SQuAD JSON file") from None
 
 
 def _question(qa: object, path: Path, where: str, passage: int | None) -> QAItem:

@@ -18,6 +18,7 @@ import dataclasses
 from typing import Any
 
 from lift_jax.answering import Answerer, middle_truncate
+from lift_jax.models.families import UnsupportedModelError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ class DocumentTokens:
 
     def __init__(self, tokenizer: Any, text: str) -> None:
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("in_window needs a fast (Rust) tokenizer: it maps passages to tokens by offsets")
+            raise UnsupportedModelError("in_window needs a fast (Rust) tokenizer: it maps passages by token offsets")
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         self.ids: list[int] = list(encoded["input_ids"])
         self.offsets: list[tuple[int, int]] = [tuple(o) for o in encoded["offset_mapping"]]
