@@ -13,7 +13,7 @@ from synth_fault_server import FaultServer
 
 from lift_jax.synth.cache import QACache, iter_qa_pairs
 from lift_jax.synth.config import generator_config
-from lift_jax.synth.generators import GeneratorUnavailable, LocalGenerator, Sampling, make_generator
+from lift_jax.synth.generators import GeneratorSampling, GeneratorUnavailable, LocalGenerator, make_generator
 from lift_jax.synth.pipeline import GenerationSummary, document_pairs, generate_document, plan_document
 from lift_jax.synth.prompts import load_prompt
 
@@ -201,7 +201,7 @@ def test_local_generator_batches_sentences_and_filters_pairs(tmp_path: Path) -> 
     cfg = local_config()
     calls: list = []
     generator = LocalGenerator(
-        fake_completer(calls), load_prompt("auto", "local"), Sampling.from_config(cfg), 4
+        fake_completer(calls), load_prompt("auto", "local"), GeneratorSampling.from_config(cfg), 4
     )
     summary = GenerationSummary()
     results = {
@@ -337,7 +337,7 @@ def test_questions_only_prompt_keeps_every_question_without_answers_and_caches_t
     cfg = local_config()
     cfg.prompt = "fewshot-questions"
     template = load_prompt(cfg.prompt, cfg.kind)
-    generator = LocalGenerator(complete, template, Sampling.from_config(cfg), 4)
+    generator = LocalGenerator(complete, template, GeneratorSampling.from_config(cfg), 4)
     results = list(generate_document(document(2), cfg, QACache(tmp_path), generator=generator, progress=False))
     assert {c["max_lines"] for c in calls} == {2}  # 1 line per question, ceil(5 / 3) questions per sample
     assert all(c["prefix"].startswith("Write questions that the text answers") for c in calls)

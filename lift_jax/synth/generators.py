@@ -49,8 +49,9 @@ class Generation:
 
 
 @dataclasses.dataclass(frozen=True)
-class Sampling:
-    """How many pairs to ask for and how to sample them."""
+class GeneratorSampling:
+    """How many QA pairs the generator is asked for and how it samples them (decoding of the trained model is
+    lift_jax.sampling)."""
 
     m: int = 10
     samples: int = 1  # samples per sentence with a completion prompt (a chat prompt asks for m at once)
@@ -60,8 +61,8 @@ class Sampling:
     top_p: float = 0.95
 
     @classmethod
-    def from_config(cls, cfg: ml_collections.ConfigDict) -> Sampling:
-        """Sampling settings from the generator config."""
+    def from_config(cls, cfg: ml_collections.ConfigDict) -> GeneratorSampling:
+        """The QA generator's sampling settings from the generator config."""
         return cls(cfg.qa_per_sentence, cfg.samples_per_sentence, cfg.max_new_tokens,
                    cfg.completion_max_new_tokens, cfg.temperature, cfg.top_p)
 
@@ -85,7 +86,7 @@ class Generator(Protocol):
     """What the pipeline drives: `start()` once (may raise GeneratorUnavailable), `generate()` per task."""
 
     template: PromptTemplate
-    sampling: Sampling
+    sampling: GeneratorSampling
 
     async def start(self) -> None: ...
 
@@ -115,7 +116,7 @@ class LocalCompleter(Protocol):
 class OpenAIGenerator:
     """Chat prompts to /chat/completions, completion prompts to /completions, through OpenAIClient."""
 
-    def __init__(self, settings: ClientSettings, template: PromptTemplate, sampling: Sampling, seed: int = 0):
+    def __init__(self, settings: ClientSettings, template: PromptTemplate, sampling: GeneratorSampling, seed: int = 0):
         self.settings, self.template, self.sampling, self._seed = settings, template, sampling, seed
         self._client: OpenAIClient | None = None
 
@@ -223,7 +224,7 @@ class LocalGenerator:
         self,
         complete: LocalCompleter,
         template: PromptTemplate,
-        sampling: Sampling,
+        sampling: GeneratorSampling,
         batch_size: int,
         seed: int = 0,
     ):
@@ -280,7 +281,7 @@ class VLLMGenerator:
     """An in-process vLLM engine (GPU hosts), JSON-guided for chat prompts. Needs `pip install vllm`."""
 
     def __init__(
-        self, model: str, template: PromptTemplate, sampling: Sampling, batch_size: int, seed: int = 0
+        self, model: str, template: PromptTemplate, sampling: GeneratorSampling, batch_size: int, seed: int = 0
     ):
         self.model, self.template, self.sampling, self._seed = model, template, sampling, seed
         self._vllm: Any = None
@@ -364,7 +365,7 @@ def make_generator(cfg: ml_collections.ConfigDict, dtype: str = "float32", seed:
     """The generator `cfg.kind` names; a local one loads `cfg.model` through lift_jax.sampling the first time
     in a process (slow: call it only when there is something to generate) and reuses it afterwards."""
     template = load_prompt(cfg.prompt, cfg.kind)
-    sampling = Sampling.from_config(cfg)
+    sampling = GeneratorSampling.from_config(cfg)
     if cfg.kind == "openai":
         return OpenAIGenerator(ClientSettings.from_config(cfg), template, sampling, seed)
     if cfg.kind == "vllm":

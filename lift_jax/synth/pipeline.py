@@ -28,8 +28,8 @@ from lift_jax.synth.generators import (
     Generation,
     GenerationFailed,
     Generator,
+    GeneratorSampling,
     GeneratorUnavailable,
-    Sampling,
     make_generator,
 )
 from lift_jax.synth.parse import QAPair, clean_pairs, parse_lines, parse_questions, parse_reply, usable_pair
@@ -100,7 +100,7 @@ def plan_document(
     the needle elsewhere) reuses the pairs a shared cache already holds."""
     check_generator_config(cfg)
     template = load_prompt(cfg.prompt, cfg.kind)
-    samples = Sampling.from_config(cfg).samples_for(template)
+    samples = GeneratorSampling.from_config(cfg).samples_for(template)
     tasks = sentence_tasks(document, cfg.min_sentence_chars, cfg.max_sentence_chars, cfg.max_context_chars)
     return [
         PlannedSentence(
