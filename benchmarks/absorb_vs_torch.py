@@ -201,13 +201,13 @@ def _generate_pairs(job: dict[str, Any], model: Any, tokenizer: Any, stops: tupl
     from tqdm.auto import tqdm
     from transformers import GenerationConfig, StoppingCriteriaList
 
-    from lift_jax.synth.generators import Generation, Sampling
+    from lift_jax.synth.generators import Generation, GeneratorSampling
     from lift_jax.synth.pipeline import extract_pairs, plan_document
     from lift_jax.synth.prompts import load_prompt
 
     g = ml_collections.ConfigDict(job["config"]["generator"])
     template = load_prompt(g.prompt, g.kind)
-    sampling = Sampling.from_config(g)
+    sampling = GeneratorSampling.from_config(g)
     k = sampling.samples_for(template)
     max_lines = sampling.lines_per_sample(template)
     tasks = unique_tasks(plan_document(job["document"], g))

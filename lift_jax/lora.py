@@ -16,10 +16,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lift_jax.errors import ConfigError
+from lift_jax.models.families import ModelFamily
 from lift_jax.models.layers import Dense
 from lift_jax.models.transformer import Transformer
 
-LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ALL_LINEAR = "all-linear"
 
 
@@ -36,15 +36,16 @@ class LoRAConfig:
     def scaling(self) -> float:
         return self.alpha / self.rank
 
-    def target_names(self) -> tuple[str, ...]:
-        """The PEFT module names this config adapts."""
+    def target_names(self, family: ModelFamily) -> tuple[str, ...]:
+        """The PEFT module names this config adapts in a decoder of `family`."""
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         if ALL_LINEAR in targets:
-            return LINEAR_MODULES
-        unknown = sorted(set(targets) - set(LINEAR_MODULES))
+            return family.linears
+        unknown = sorted(set(targets) - set(family.linears))
         if unknown:
             raise ConfigError(
-                f"unknown LoRA target modules {unknown}; use {list(LINEAR_MODULES)} or '{ALL_LINEAR}'"
+                f"unknown LoRA target modules {unknown} for a {family.name} model; use {list(family.linears)} "
+                f"or '{ALL_LINEAR}'"
             )
         return targets
 
@@ -129,6 +130,21 @@ class LoRADense(nnx.Module):
         return y if self.base.bias is None else y + self.base.bias.get_value()
 
 
+def linear_slots(model: Transformer) -> Iterator[tuple[nnx.Module, str]]:
+    """(block, attribute name) of every linear layer (plain or LoRA-wrapped) of the decoder blocks, in module
+    order, by the names of the model's family."""
+    family = model.spec.family
+    for layer in model.layers:
+        for block_name, names in (
+            (family.attention_block, family.attention_linears),
+            (family.mlp_block, family.mlp_linears),
+        ):
+            block = getattr(layer, block_name)
+            for name in names:
+                if isinstance(getattr(block, name, None), (Dense, LoRADense)):
+                    yield block, name
+
+
 def _lora_layers(module: nnx.Module) -> Iterator[LoRADense]:
     for _, node in nnx.iter_graph(module):
         if isinstance(node, LoRADense):
@@ -137,14 +153,12 @@ def _lora_layers(module: nnx.Module) -> Iterator[LoRADense]:
 
 def apply_lora(model: Transformer, config: LoRAConfig, seed: int = 0) -> Transformer:
     """Wrap every targeted linear layer of `model` in a LoRADense (in place); returns the model."""
-    targets = set(config.target_names())
+    targets = set(config.target_names(model.spec.family))
     rngs = nnx.Rngs(params=seed, dropout=seed + 1)
-    for layer in model.layers:
-        for block in (layer.self_attn, layer.mlp):
-            for name in LINEAR_MODULES:
-                current = getattr(block, name, None)
-                if name in targets and isinstance(current, Dense):
-                    setattr(block, name, LoRADense(current, config, rngs=rngs))
+    for block, name in list(linear_slots(model)):
+        current = getattr(block, name)
+        if name in targets and isinstance(current, Dense):
+            setattr(block, name, LoRADense(current, config, rngs=rngs))
     return model
 
 

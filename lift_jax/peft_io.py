@@ -16,9 +16,10 @@ from safetensors.numpy import save_file
 
 from lift_jax.durable import atomic_path, write_atomic
 from lift_jax.errors import LiftError
-from lift_jax.lora import ALL_LINEAR, LINEAR_MODULES, LoRAConfig, apply_lora, lora_modules
-from lift_jax.models.checkpoint_io import read_safetensors
+from lift_jax.lora import ALL_LINEAR, LoRAConfig, apply_lora, lora_modules
+from lift_jax.models.families import all_linears
 from lift_jax.models.transformer import Transformer
+from lift_jax.models.weight_files import read_safetensors
 
 _PREFIX = "base_model.model.model."
 CONFIG_FILE = "adapter_config.json"
@@ -101,7 +102,7 @@ def read_peft_config(directory: str | Path) -> LoRAConfig:
             f"{path}: regex target_modules {targets!r} is not supported; list the module names"
         )
     if isinstance(targets, list):
-        targets = tuple(t for t in targets if t in LINEAR_MODULES) or ALL_LINEAR
+        targets = tuple(t for t in targets if t in all_linears()) or ALL_LINEAR
     return LoRAConfig(
         rank=int(cfg["r"]),
         alpha=float(cfg["lora_alpha"]),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from lift_jax.models.families import chat_template_kwargs
+
 BASE_TEMPLATE = "Question: {question}\nAnswer:"
 
 
@@ -31,9 +33,9 @@ def _messages(question: str, fmt: PromptFormat) -> list[dict[str, str]]:
 
 
 def _chat_ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-    # enable_thinking=False: Qwen 3 templates otherwise open a thinking block; others ignore the flag.
+    # The families' template variables (Qwen 3: no thinking block); a template ignores the ones it does not use.
     out = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=add_generation_prompt, tokenize=True, enable_thinking=False
+        messages, add_generation_prompt=add_generation_prompt, tokenize=True, **chat_template_kwargs()
     )
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 

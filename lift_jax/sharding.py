@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -12,18 +12,33 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lift_jax.errors import ConfigError
 
+if TYPE_CHECKING:  # models.loader imports this module
+    from lift_jax.models.families import ModelFamily
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
-# (regex on the '/'-joined parameter path, spec per dimension). Column-parallel projections split their output
-# over `tensor`, row-parallel ones their input; fsdp takes the other dimension. Unmatched: replicated.
-# `/base` is where a LoRA wrapper keeps the original layer.
-PARTITION_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
-    (r"(q_proj|k_proj|v_proj|gate_proj|up_proj)(/base)?/kernel$", ("fsdp", "tensor")),
-    (r"(q_proj|k_proj|v_proj|gate_proj|up_proj)(/base)?/bias$", ("tensor",)),
-    (r"(o_proj|down_proj)(/base)?/kernel$", ("tensor", "fsdp")),
-    (r"embed_tokens/weight$", ("tensor", "fsdp")),
-    (r"lm_head/kernel$", ("fsdp", "tensor")),
-)
+# The attribute a LoRA wrapper (lift_jax.lora.LoRADense) keeps the layer it wraps in: a wrapped base weight is
+# sharded like the unwrapped one.
+LORA_WRAPPED_LAYER = "base"
+
+PartitionRules = tuple[tuple[str, tuple[str | None, ...]], ...]
+
+
+def partition_rules(family: ModelFamily) -> PartitionRules:
+    """(regex on the '/'-joined parameter path, spec per dimension) for the base weights of `family`.
+
+    Column-parallel linears split their output over `tensor`, row-parallel ones their input; fsdp takes the
+    other dimension. A parameter no rule matches is replicated.
+    """
+    column, row = "|".join(family.column_parallel), "|".join(family.row_parallel)
+    wrapped = f"(/{LORA_WRAPPED_LAYER})?"
+    return (
+        (rf"(^|/)({column}){wrapped}/kernel$", ("fsdp", "tensor")),
+        (rf"(^|/)({column}){wrapped}/bias$", ("tensor",)),
+        (rf"(^|/)({row}){wrapped}/kernel$", ("tensor", "fsdp")),
+        (rf"(^|/){family.embedding}/weight$", ("tensor", "fsdp")),
+        (rf"(^|/){family.output_head}/kernel$", ("fsdp", "tensor")),
+    )
 
 
 def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -59,17 +74,17 @@ def _fit(spec: tuple[str | None, ...], shape: tuple[int, ...], mesh: Mesh) -> Pa
     return PartitionSpec(*fitted)
 
 
-def param_partition_spec(path: str, shape: tuple[int, ...], mesh: Mesh) -> PartitionSpec:
-    """PartitionSpec of the base parameter at `path` ('/'-joined) with `shape` on `mesh`."""
-    for pattern, spec in PARTITION_RULES:
+def param_partition_spec(path: str, shape: tuple[int, ...], mesh: Mesh, family: ModelFamily) -> PartitionSpec:
+    """PartitionSpec of the base parameter of a `family` decoder at `path` ('/'-joined) with `shape` on `mesh`."""
+    for pattern, spec in partition_rules(family):
         if re.search(pattern, path) and len(spec) == len(shape):
             return _fit(spec, shape, mesh)
     return PartitionSpec()
 
 
-def param_sharding(path: str, shape: tuple[int, ...], mesh: Mesh) -> NamedSharding:
-    """NamedSharding for a base parameter."""
-    return NamedSharding(mesh, param_partition_spec(path, shape, mesh))
+def param_sharding(path: str, shape: tuple[int, ...], mesh: Mesh, family: ModelFamily) -> NamedSharding:
+    """NamedSharding for a base parameter of a `family` decoder."""
+    return NamedSharding(mesh, param_partition_spec(path, shape, mesh, family))
 
 
 def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
@@ -77,13 +92,14 @@ def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(("data", "fsdp"), *([None] * (ndim - 1))))
 
 
-def shard_params(tree: Any, mesh: Mesh) -> Any:
-    """Place every leaf of a parameter tree (an nnx.State or nested dict) on its partition-rule sharding."""
+def shard_params(tree: Any, mesh: Mesh, family: ModelFamily) -> Any:
+    """Place every leaf of a `family` decoder's parameter tree (an nnx.State or nested dict) on its
+    partition-rule sharding."""
 
     def place(path: tuple, leaf: jax.Array) -> jax.Array:
         # Dict keys and sequence indices name the parameter; attribute keys (a Variable's `.value`) do not.
         parts = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
         name = "/".join(str(p) for p in parts if p is not None)
-        return jax.device_put(leaf, param_sharding(name, leaf.shape, mesh))
+        return jax.device_put(leaf, param_sharding(name, leaf.shape, mesh, family))
 
     return jax.tree_util.tree_map_with_path(place, tree)

@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-# End-of-turn markers of the supported chat templates; decoding stops on any that the vocabulary has.
-END_OF_TURN_TOKENS = (
-    "<|im_end|>",
-    "<end_of_turn>",
-    "<|eot_id|>",
-    "<|end|>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-)
+from lift_jax.models.families import UnsupportedModelError, all_end_of_turn_tokens
+
+# End-of-turn markers of the supported families' chat templates; decoding stops on any the vocabulary has.
+END_OF_TURN_TOKENS = all_end_of_turn_tokens()
 
 
 def stop_token_ids(tokenizer: Any, spec_eos: Sequence[int] = ()) -> tuple[int, ...]:
@@ -31,5 +26,5 @@ def pad_token_id(tokenizer: Any, stop_ids: Sequence[int]) -> int:
     if tokenizer.pad_token_id is not None:
         return int(tokenizer.pad_token_id)
     if not stop_ids:
-        raise ValueError("the tokenizer has no pad token and there is no stop token to pad with")
+        raise UnsupportedModelError("the tokenizer has no pad token and there is no stop token to pad with")
     return int(stop_ids[0])

@@ -91,7 +91,8 @@ class LoRATrainer:
             raise ValueError("the model has no LoRA parameters; call lift_jax.lora.apply_lora first")
         self.graphdef = graphdef
         replicated = NamedSharding(self.mesh, PartitionSpec())
-        self.base = shard_params(base, self.mesh)  # a no-op for weights load(mesh=...) already placed
+        # a no-op for weights load(mesh=...) already placed
+        self.base = shard_params(base, self.mesh, model.spec.family)
         self.lora = jax.device_put(lora, replicated)
         self.rngs = jax.device_put(rngs, replicated)
         self.opt_state = jax.jit(self.tx.init, out_shardings=replicated)(self.lora)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fake_absorb import PAIRS, run
 
-from lift_jax.models.checkpoint_io import read_safetensors
+from lift_jax.models.weight_files import read_safetensors
 
 SCRIPT = Path(__file__).parent / "fake_absorb.py"
 

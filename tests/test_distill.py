@@ -219,7 +219,7 @@ def test_lift_cd_kill_then_rerun_gives_the_same_adapter_and_recomputes_nothing_c
     import time
     from pathlib import Path
 
-    from lift_jax.models.checkpoint_io import read_safetensors
+    from lift_jax.models.weight_files import read_safetensors
 
     script = Path(__file__).parent / "fake_cd_absorb.py"
     checkpoint = tiny_checkpoints["qwen3"]

@@ -9,7 +9,7 @@ from lift_jax.absorbing.training import own_data_state
 from lift_jax.cli import UsageError
 from lift_jax.config import base_config
 from lift_jax.distributed import ProcessSetup, process_setup
-from lift_jax.models.checkpoint_io import CheckpointError
+from lift_jax.models.weight_files import CheckpointError
 
 
 def test_unset_fields_come_from_the_environment_and_default_to_one_process():

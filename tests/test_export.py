@@ -20,10 +20,10 @@ from transformers import AutoModelForCausalLM
 from lift_jax.export import ExportError, export_run
 from lift_jax.export.__main__ import main
 from lift_jax.export.gguf_lora import gguf_tensor_name, interleave_rope_rows, llama_cpp_arch
-from lift_jax.lora import LINEAR_MODULES, LoRAConfig
+from lift_jax.lora import LoRAConfig
 from lift_jax.models import load
 from lift_jax.models.bundled import smollm2_gguf
-from lift_jax.models.checkpoint_io import read_gguf
+from lift_jax.models.weight_files import read_gguf
 
 FAMILIES = list(tiny_configs())
 LORA = LoRAConfig(rank=4, alpha=12.0, targets="all-linear")
@@ -94,13 +94,13 @@ def test_gguf_lora_has_llama_cpp_metadata_names_shapes_and_row_order(tiny_checkp
     gguf_names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
                   "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
     tensors = {t.name: t for t in reader.tensors}
-    expected = {f"blk.{i}.{gguf_names[m]}.weight.lora_{ab}" for i in range(spec.num_layers) for m in LINEAR_MODULES
+    expected = {f"blk.{i}.{gguf_names[m]}.weight.lora_{ab}" for i in range(spec.num_layers) for m in spec.family.linears
                 for ab in "ab"}
     assert set(tensors) == expected
     peft = load_file(run / "adapter" / "adapter_model.safetensors")
     heads = {"q_proj": spec.num_heads, "k_proj": spec.num_kv_heads}
     for i in range(spec.num_layers):
-        for module in LINEAR_MODULES:
+        for module in spec.family.linears:
             block = "self_attn" if module in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
             prefix = f"base_model.model.model.layers.{i}.{block}.{module}"
             a, b = peft[f"{prefix}.lora_A.weight"], peft[f"{prefix}.lora_B.weight"]

@@ -22,6 +22,7 @@ from lift_jax.lora import (
     unmerge_lora,
 )
 from lift_jax.models import load
+from lift_jax.models.families import family_of
 from lift_jax.peft_io import AdapterError, export_peft_adapter, import_peft_adapter
 
 
@@ -122,4 +123,4 @@ def test_merge_unmerge_and_reset(tiny_checkpoints):
 
 def test_unknown_target_module_is_rejected():
     with pytest.raises(ValueError, match="unknown LoRA target modules"):
-        LoRAConfig(targets=("qkv",)).target_names()
+        LoRAConfig(targets=("qkv",)).target_names(family_of("llama"))

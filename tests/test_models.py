@@ -16,7 +16,7 @@ from jax.sharding import PartitionSpec
 from tiny_models import VOCAB, load_reference, make_tiny_checkpoint, tiny_configs
 
 from lift_jax.models import UnsupportedModelError, load
-from lift_jax.models.checkpoint_io import CheckpointError
+from lift_jax.models.weight_files import CheckpointError
 from lift_jax.sharding import make_mesh
 
 FAMILIES = list(tiny_configs())

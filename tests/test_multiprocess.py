@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from synth_fault_server import FaultServer
 
-from lift_jax.models.checkpoint_io import read_safetensors
+from lift_jax.models.weight_files import read_safetensors
 
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "scripts" / "absorb_multiprocess.sh"

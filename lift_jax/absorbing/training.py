@@ -15,7 +15,7 @@ from lift_jax.absorbing.timing import Timing
 from lift_jax.checkpoint import TrainCheckpointer
 from lift_jax.data import BatchStream
 from lift_jax.distributed import all_processes
-from lift_jax.models.checkpoint_io import CheckpointError
+from lift_jax.models.weight_files import CheckpointError
 from lift_jax.train import LoRATrainer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from lift_jax.lora import LINEAR_MODULES, LoRADense
+from lift_jax.lora import LoRADense, linear_slots
 from lift_jax.models.transformer import Transformer
 
 
@@ -15,14 +15,12 @@ def base_model(model: Transformer) -> Iterator[Transformer]:
     (the very base weights, no +0 update), and swapped back on exit. Merged adapters are refused: their base
     kernels hold the update."""
     swapped: list[tuple[object, str, LoRADense]] = []
-    for layer in model.layers:
-        for block in (layer.self_attn, layer.mlp):
-            for name in LINEAR_MODULES:
-                current = getattr(block, name, None)
-                if isinstance(current, LoRADense):
-                    if current.merged:
-                        raise RuntimeError("base_model on a merged adapter: unmerge_lora first")
-                    swapped.append((block, name, current))
+    for block, name in linear_slots(model):
+        current = getattr(block, name)
+        if isinstance(current, LoRADense):
+            if current.merged:
+                raise RuntimeError("base_model on a merged adapter: unmerge_lora first")
+            swapped.append((block, name, current))
     try:
         for block, name, wrapper in swapped:
             setattr(block, name, wrapper.base)

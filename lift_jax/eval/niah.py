@@ -59,8 +59,8 @@ def keywords(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 def token_counter(model_path: str) -> Callable[[str], int]:
     """Token count of a text under the model's tokenizer (loaded without the weights)."""
-    from lift_jax.models.checkpoint_io import CheckpointError
     from lift_jax.models.loader import load_tokenizer, resolve_source
+    from lift_jax.models.weight_files import CheckpointError
 
     tokenizer = load_tokenizer(resolve_source(model_path))
     if tokenizer is None:

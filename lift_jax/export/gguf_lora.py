@@ -2,10 +2,11 @@
 
 llama.cpp applies a LoRA pair to the base tensor of the same name as `lora_b @ (lora_a @ x) * alpha / rank`,
 where the rank is read from lora_b. In numpy (row-major) terms lora_a is [rank, in] and lora_b [out, rank] in
-float32: PEFT's own layout. Tensor names come from the `gguf` package's tensor map for the architecture (the
-map llama.cpp's converter uses). For the `llama` architecture the converter interleaves the rows of the q and k
-projections for llama.cpp's rope (the GGUF loader in lift_jax.models.checkpoint_io undoes this for base
-weights); the rows of those projections' lora_b get the same interleave, lora_a is unchanged.
+float32: PEFT's own layout. The architecture is the family's `llama_cpp_arch` (lift_jax.models.families); tensor
+names come from the `gguf` package's tensor map for it (the map llama.cpp's converter uses). For a family with
+`llama_cpp_rope_interleaved` (Llama) the converter interleaves the rows of the q and k projections for
+llama.cpp's rope (the GGUF reader in lift_jax.models.weight_files undoes this for base weights); the rows of
+those projections' lora_b get the same interleave, lora_a is unchanged.
 """
 
 from __future__ import annotations
@@ -17,28 +18,23 @@ import numpy as np
 
 from lift_jax.export.errors import ExportError
 from lift_jax.export.run_adapter import RunAdapter
+from lift_jax.models.families import FAMILIES
 from lift_jax.models.spec import ModelSpec
 
-# lift_jax model_type -> llama.cpp architecture.
-LLAMA_CPP_ARCHS = {
-    "llama": gguf.MODEL_ARCH.LLAMA,
-    "gemma2": gguf.MODEL_ARCH.GEMMA2,
-    "gemma3_text": gguf.MODEL_ARCH.GEMMA3,
-    "qwen2": gguf.MODEL_ARCH.QWEN2,
-    "qwen3": gguf.MODEL_ARCH.QWEN3,
-}
-# Families whose q/k rows llama.cpp's converter interleaves (its LlamaModel.permute).
-ROPE_INTERLEAVED = ("llama",)
+_ARCH_BY_NAME = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
 
 
 def llama_cpp_arch(model_type: str) -> gguf.MODEL_ARCH:
-    """The llama.cpp architecture of a lift_jax model_type; one llama.cpp does not run is an ExportError."""
-    if model_type not in LLAMA_CPP_ARCHS:
+    """The llama.cpp architecture of a model_type (its family's `llama_cpp_arch`); one llama.cpp does not run
+    is an ExportError."""
+    family = next((f for f in FAMILIES if model_type in f.model_types), None)
+    if family is None or family.llama_cpp_arch not in _ARCH_BY_NAME:
+        supported = [t for f in FAMILIES if f.llama_cpp_arch in _ARCH_BY_NAME for t in f.model_types]
         raise ExportError(
             f"model_type {model_type!r} has no llama.cpp LoRA mapping here; gguf-lora supports "
-            f"{', '.join(LLAMA_CPP_ARCHS)} (use --format merged or peft)"
+            f"{', '.join(supported)} (use --format merged or peft)"
         )
-    return LLAMA_CPP_ARCHS[model_type]
+    return _ARCH_BY_NAME[family.llama_cpp_arch]
 
 
 def gguf_tensor_name(tensor_map: gguf.TensorNameMap, arch_name: str, module_path: str) -> str:
@@ -62,16 +58,17 @@ def interleave_rope_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
 def llama_cpp_lora_tensors(adapter: RunAdapter, spec: ModelSpec) -> dict[str, np.ndarray]:
     """{GGUF tensor name: float32 array} of the adapter: `NAME.lora_a` [rank, in], `NAME.lora_b` [out, rank]."""
     arch = llama_cpp_arch(spec.model_type)
+    family = spec.family
     arch_name = gguf.MODEL_ARCH_NAMES[arch]
     tensor_map = gguf.get_tensor_name_map(arch, spec.num_layers)
     tensors: dict[str, np.ndarray] = {}
     for path, (a, b) in sorted(adapter.weights.items()):
         name = gguf_tensor_name(tensor_map, arch_name, path)
-        if spec.model_type in ROPE_INTERLEAVED:
+        if family.llama_cpp_rope_interleaved:  # the rows llama.cpp's converter permutes (its LlamaModel.permute)
             module = path.rsplit(".", 1)[-1]
-            if module == "q_proj":
+            if module == family.query_linear:
                 b = interleave_rope_rows(b, spec.num_heads)
-            elif module == "k_proj":
+            elif module == family.key_linear:
                 b = interleave_rope_rows(b, spec.num_kv_heads)
         tensors[f"{name}.lora_a"] = np.ascontiguousarray(a, np.float32)
         tensors[f"{name}.lora_b"] = np.ascontiguousarray(b, np.float32)

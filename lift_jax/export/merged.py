@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from lift_jax.export.errors import ExportError
 from lift_jax.export.run_adapter import RunAdapter
 from lift_jax.export.safetensors_writer import StreamingSafetensorsWriter
-from lift_jax.models.checkpoint_io import read_gguf, read_safetensors_dir
 from lift_jax.models.loader import CheckpointSource, hf_name_to_path, load_hf_config, load_tokenizer, resolve_source
-from lift_jax.models.spec import SUPPORTED_MODEL_TYPES, ModelSpec, spec_from_hf_config
+from lift_jax.models.spec import ModelSpec, spec_from_hf_config, text_decoder_config
 from lift_jax.models.transformer import Transformer
+from lift_jax.models.weight_files import read_gguf, read_safetensors_dir
 
 MERGED_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 WEIGHTS_FILE = "model.safetensors"
@@ -51,9 +51,7 @@ def decoder_config(hf_config: Any) -> Any:
     set to transformers' causal-LM class for it when the source had none (GGUF configs have none)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    config = hf_config
-    if config.model_type not in SUPPORTED_MODEL_TYPES and getattr(config, "text_config", None) is not None:
-        config = config.text_config
+    config = text_decoder_config(hf_config)
     config = config.__class__.from_dict(config.to_dict())
     if not getattr(config, "architectures", None):
         config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
@@ -80,7 +78,7 @@ def write_merged_weights(
     try:
         tensors = tqdm(base_tensors(source, spec), desc="merging", total=len(layout), disable=not progress, leave=False)
         for name, array in tensors:
-            mapped = hf_name_to_path(name)
+            mapped = hf_name_to_path(name, spec.family)
             if mapped is None:
                 continue
             hf_name = hf_weight_name(mapped[0])

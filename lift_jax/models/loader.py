@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from lift_jax.errors import ConfigError
 from lift_jax.models import bundled
-from lift_jax.models.checkpoint_io import CheckpointError, read_gguf, read_safetensors_dir
+from lift_jax.models.families import ModelFamily
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config
 from lift_jax.models.transformer import Transformer
+from lift_jax.models.weight_files import CheckpointError, read_gguf, read_safetensors_dir
 from lift_jax.sharding import param_sharding
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "fp32": jnp.float32, "bf16": jnp.bfloat16}
@@ -116,12 +117,12 @@ def load_tokenizer(source: CheckpointSource) -> Any | None:
     return AutoTokenizer.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
 
 
-def hf_name_to_path(name: str) -> tuple[tuple[str | int, ...], bool] | None:
+def hf_name_to_path(name: str, family: ModelFamily) -> tuple[tuple[str | int, ...], bool] | None:
     """Module path of a HF tensor name and whether it is a linear weight to transpose; None if not ours."""
     if _IGNORED.search(name):
         return None
-    if name.startswith("lm_head."):
-        return ("lm_head", "kernel"), True
+    if name.startswith(f"{family.output_head}."):
+        return (family.output_head, "kernel"), True
     for prefix in _PREFIXES:
         if name.startswith(prefix):
             name = name[len(prefix) :]
@@ -129,7 +130,7 @@ def hf_name_to_path(name: str) -> tuple[tuple[str | int, ...], bool] | None:
     else:
         return None
     parts: list[str | int] = [int(p) if p.isdigit() else p for p in name.split(".")]
-    is_linear = len(parts) >= 2 and str(parts[-2]).endswith("_proj")
+    is_linear = len(parts) >= 2 and parts[-2] in family.linears
     if is_linear and parts[-1] == "weight":
         parts[-1] = "kernel"
     return tuple(parts), is_linear and parts[-1] == "kernel"
@@ -139,11 +140,11 @@ def _variables_by_path(module: nnx.Module) -> dict[tuple[str | int, ...], nnx.Va
     return {tuple(path): node for path, node in nnx.iter_graph(module) if isinstance(node, nnx.Variable)}
 
 
-def _place(array: np.ndarray, path: str, dtype: jnp.dtype, mesh: Mesh | None) -> jax.Array:
+def _place(array: np.ndarray, path: str, dtype: jnp.dtype, mesh: Mesh | None, family: ModelFamily) -> jax.Array:
     host = np.asarray(array, dtype=dtype)
     if mesh is None:
         return jax.device_put(host)
-    return jax.device_put(host, param_sharding(path, host.shape, mesh))
+    return jax.device_put(host, param_sharding(path, host.shape, mesh, family))
 
 
 def _tensors(source: CheckpointSource, spec: ModelSpec):
@@ -170,12 +171,12 @@ def load(
     filled: set[tuple[str | int, ...]] = set()
     tensors = _tensors(source, spec)
     for name, array in tqdm(tensors, desc="loading weights", disable=not progress, leave=False):
-        mapped = hf_name_to_path(name)
+        mapped = hf_name_to_path(name, spec.family)
         if mapped is None:
             continue
         target, transpose = mapped
         if target not in variables:
-            if target == ("lm_head", "kernel") and spec.tie_embeddings:
+            if target == (spec.family.output_head, "kernel") and spec.tie_embeddings:
                 continue  # some tied checkpoints still store a copy of the embedding
             raise CheckpointError(
                 f"{source.directory}: tensor {name} has no place in a {spec.model_type} model"
@@ -186,7 +187,7 @@ def load(
             raise CheckpointError(
                 f"{name}: checkpoint shape {tuple(value.shape)} != model shape {tuple(var.get_value().shape)}"
             )
-        var.set_value(_place(value, "/".join(map(str, target)), jdtype, mesh))
+        var.set_value(_place(value, "/".join(map(str, target)), jdtype, mesh, spec.family))
         filled.add(target)
     missing = sorted("/".join(map(str, p)) for p in set(variables) - filled)
     if missing:

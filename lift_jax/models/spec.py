@@ -8,16 +8,19 @@ from typing import Any
 
 import numpy as np
 
-from lift_jax.errors import LiftError
+from lift_jax.models.families import (
+    ModelFamily,
+    UnsupportedModelError,
+    family_of,
+    is_wrapper,
+    supported_model_types,
+)
 
-SUPPORTED_MODEL_TYPES = ("llama", "gemma2", "gemma3_text", "qwen2", "qwen3")
+SUPPORTED_MODEL_TYPES = supported_model_types()
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
-_GEMMA_TYPES = ("gemma2", "gemma3_text")
 _ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
-
-class UnsupportedModelError(LiftError, ValueError):
-    """The checkpoint describes an architecture lift_jax does not implement."""
+__all__ = ["SUPPORTED_MODEL_TYPES", "ModelSpec", "RopeSpec", "UnsupportedModelError", "spec_from_hf_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,11 @@ class ModelSpec:
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int | None = None
+
+    @property
+    def family(self) -> ModelFamily:
+        """The registry record of this decoder's family (lift_jax.models.families)."""
+        return family_of(self.model_type)
 
     @property
     def num_query_groups(self) -> int:
@@ -182,16 +190,19 @@ def _eos_ids(value: Any) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (list, tuple)) else (int(value),)
 
 
+def text_decoder_config(config: Any) -> Any:
+    """The config of the text decoder: a multimodal wrapper's `text_config` (Gemma 3), else `config` itself."""
+    if is_wrapper(_get(config, "model_type")) and _get(config, "text_config") is not None:
+        return config.text_config
+    return config
+
+
 def spec_from_hf_config(config: Any) -> ModelSpec:
     """Build a ModelSpec from a `transformers` config object (AutoConfig of config.json or GGUF)."""
-    if _get(config, "model_type") == "gemma3" and _get(config, "text_config") is not None:
-        config = config.text_config
+    config = text_decoder_config(config)
     model_type = _get(config, "model_type")
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise UnsupportedModelError(
-            f"model_type {model_type!r} is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
-    gemma = model_type in _GEMMA_TYPES
+    family = family_of(model_type)
+    gemma_norms = family.gemma_norms
     hidden = config.hidden_size
     heads = config.num_attention_heads
     head_dim = _get(config, "head_dim") or hidden // heads
@@ -202,7 +213,7 @@ def spec_from_hf_config(config: Any) -> ModelSpec:
         raise UnsupportedModelError(
             f"activation {act_name!r} is not supported; supported: {sorted(_ACTIVATIONS)}"
         )
-    query_pre_attn = _get(config, "query_pre_attn_scalar") if gemma else None
+    query_pre_attn = _get(config, "query_pre_attn_scalar") if gemma_norms else None
     attention_bias = bool(_get(config, "attention_bias", False))
     return ModelSpec(
         model_type=model_type,
@@ -216,16 +227,16 @@ def spec_from_hf_config(config: Any) -> ModelSpec:
         rms_norm_eps=float(config.rms_norm_eps),
         activation=_ACTIVATIONS[act_name],
         tie_embeddings=bool(_get(config, "tie_word_embeddings", True)),
-        qkv_bias=model_type == "qwen2" or attention_bias,
-        o_bias=attention_bias and model_type != "qwen2",
+        qkv_bias=family.always_qkv_bias or attention_bias,
+        o_bias=attention_bias and not family.always_qkv_bias,
         mlp_bias=bool(_get(config, "mlp_bias", False)),
-        qk_norm=model_type in ("qwen3", "gemma3_text"),
-        sandwich_norms=gemma,
-        norm_offset=1.0 if gemma else 0.0,
-        embed_scale=math.sqrt(hidden) if gemma else 1.0,
+        qk_norm=family.qk_norm,
+        sandwich_norms=gemma_norms,
+        norm_offset=1.0 if gemma_norms else 0.0,
+        embed_scale=math.sqrt(hidden) if gemma_norms else 1.0,
         query_scale=float(query_pre_attn if query_pre_attn else head_dim) ** -0.5,
-        attn_softcap=_get(config, "attn_logit_softcapping") if gemma else None,
-        final_softcap=_get(config, "final_logit_softcapping") if gemma else None,
+        attn_softcap=_get(config, "attn_logit_softcapping") if gemma_norms else None,
+        final_softcap=_get(config, "final_logit_softcapping") if gemma_norms else None,
         sliding_window=_get(config, "sliding_window"),
         layer_types=layer_types,
         rope=_rope_by_layer_type(config, head_dim, layer_types),
