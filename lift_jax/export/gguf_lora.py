@@ -18,7 +18,7 @@ import numpy as np
 
 from lift_jax.export.errors import ExportError
 from lift_jax.export.run_adapter import RunAdapter
-from lift_jax.models.families import FAMILIES
+from lift_jax.models.families import family_of, supported_model_types
 from lift_jax.models.spec import ModelSpec
 
 _ARCH_BY_NAME = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
@@ -27,9 +27,9 @@ _ARCH_BY_NAME = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
 def llama_cpp_arch(model_type: str) -> gguf.MODEL_ARCH:
     """The llama.cpp architecture of a model_type (its family's `llama_cpp_arch`); one llama.cpp does not run
     is an ExportError."""
-    family = next((f for f in FAMILIES if model_type in f.model_types), None)
+    family = family_of(model_type) if model_type in supported_model_types() else None
     if family is None or family.llama_cpp_arch not in _ARCH_BY_NAME:
-        supported = [t for f in FAMILIES if f.llama_cpp_arch in _ARCH_BY_NAME for t in f.model_types]
+        supported = [t for t in supported_model_types() if family_of(t).llama_cpp_arch in _ARCH_BY_NAME]
         raise ExportError(
             f"model_type {model_type!r} has no llama.cpp LoRA mapping here; gguf-lora supports "
             f"{', '.join(supported)} (use --format merged or peft)"
