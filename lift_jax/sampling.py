@@ -222,11 +222,12 @@ def _decode(
 
 @dataclasses.dataclass(frozen=True)
 class Decoded:
-    """One row's new tokens up to (not including) its first stop token, and with `logprob_k`, the top-k
-    log-probabilities and ids [steps, k] of every decoding step: one per new token, plus the step that chose
-    the stop token when the row stopped on one."""
+    """One row's new tokens up to (not including) its first stop token, that stop token (None if the row
+    ended otherwise), and with `logprob_k`, the top-k log-probabilities and ids [steps, k] of every decoding
+    step: one per new token, plus the step that chose the stop token."""
 
     ids: list[int]
+    stop: int | None
     top_logprobs: np.ndarray
     top_ids: np.ndarray
 
@@ -270,8 +271,9 @@ def generate_with_logprobs(
     for row, (ids, length) in enumerate(zip(out, lengths, strict=True)):
         ids = ids[:length].tolist()
         cut = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+        stop = ids[cut] if cut < len(ids) else None
         steps = min(cut + 1, length)
-        results.append(Decoded(ids[:cut], top_values[row, :steps], top_ids[row, :steps]))
+        results.append(Decoded(ids[:cut], stop, top_values[row, :steps], top_ids[row, :steps]))
     return results
 
 

@@ -139,13 +139,13 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     tok = loaded.tokenizer
     stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
     seen: list[list[int]] = []
-    real = teacher_module.generate_ids
+    real = teacher_module.generate_with_logprobs
 
-    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=()):
+    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0):
         seen.extend(list(prefix) + list(p) for p in prompts)
-        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix)
+        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k)
 
-    monkeypatch.setattr(teacher_module, "generate_ids", spy)
+    monkeypatch.setattr(teacher_module, "generate_with_logprobs", spy)
     cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
     cfg.cd.holdout = 0.0
     teacher = Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens)
@@ -159,6 +159,31 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     assert list(student.ids) == encode_prompt(tok, "How much does crate fjord weigh?", FMT) + answer
     assert not _contains(list(student.ids), sentence_ids)
     distiller.close()
+
+
+def test_teacher_top_k_equals_a_full_forward_over_prompt_and_answer(tiny_checkpoints):
+    """The top-K kept while decoding is the teacher's distribution at every answer position (the prefix shared
+    by the questions computed once), as a plain forward pass over the whole prompt + answer gives it."""
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
+    teacher = Teacher(loaded.module, tok, FMT, stops, 0, top_k=4, max_answer_tokens=12, batch=4)
+    window = DOCUMENT[:400]
+    questions = ["How much does crate fjord weigh?", "Who won?", "Where is the harbour?"]
+    answers = teacher.answer(window, questions)
+    forward = jax.jit(lambda ids: loaded.module(ids))
+    assert len(answers) == 3
+    for question, answer in zip(questions, answers, strict=True):
+        prompt = teacher.prompt_ids(window, question)
+        n = len(answer.answer_ids)
+        assert n == 12 or answer.answer_ids[-1] in stops
+        logits = np.asarray(forward(np.asarray([prompt + list(answer.answer_ids)], np.int32)), np.float64)[0]
+        logits = logits[len(prompt) - 1 : len(prompt) - 1 + n]
+        top = logits.max(-1, keepdims=True)
+        logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+        np.testing.assert_array_equal(answer.top_ids[:, 0], answer.answer_ids)  # greedy
+        np.testing.assert_allclose(answer.top_logprobs, np.take_along_axis(logp, answer.top_ids, -1), atol=1e-5)
+        np.testing.assert_allclose(answer.top_logprobs, -np.sort(-logp, -1)[:, :4], atol=1e-5)
 
 
 def test_lift_cd_absorb_holds_out_questions_and_trains_only_on_distilled_ones(tiny_checkpoints, tmp_path,
