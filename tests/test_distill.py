@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 from fake_cd_absorb import DOCUMENT, fake_pairs, tiny_cd_config
+from flax import nnx
 from tiny_models import VOCAB
 from train_helpers import lora_model
 
@@ -19,7 +20,8 @@ from lift_jax.distill.cache import TeacherAnswer, TeacherCache
 from lift_jax.distill.questions import fallback_question, select_questions
 from lift_jax.distill.stage import Distiller, is_held_out
 from lift_jax.distill.targets import distill_example, renormalised
-from lift_jax.distill.teacher import Teacher, document_windows
+from lift_jax.distill.teacher import Teacher, document_windows, frozen_base
+from lift_jax.lora import lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.sampling import stop_token_ids
@@ -184,6 +186,20 @@ def test_teacher_top_k_equals_a_full_forward_over_prompt_and_answer(tiny_checkpo
         np.testing.assert_array_equal(answer.top_ids[:, 0], answer.answer_ids)  # greedy
         np.testing.assert_allclose(answer.top_logprobs, np.take_along_axis(logp, answer.top_ids, -1), atol=1e-5)
         np.testing.assert_allclose(answer.top_logprobs, -np.sort(-logp, -1)[:, :4], atol=1e-5)
+
+
+def test_frozen_base_is_the_base_model_and_skips_the_adapter_matmuls(tiny_checkpoints):
+    plain = load(tiny_checkpoints["llama_tied"]).module
+    trainer = LoRATrainer(lora_model(tiny_checkpoints["llama_tied"]), OptimizerConfig(lr=1e-3))
+    trainer.lora = jax.tree.map(lambda x: x + 0.05, trainer.lora)  # an adapter that changes the logits
+    teacher = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    student = nnx.merge(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    ids = np.asarray([[5, 6, 7, 8, 9]], np.int32)
+    want = np.asarray(plain(ids))
+    np.testing.assert_allclose(np.asarray(teacher(ids)), want, atol=1e-6)
+    assert np.abs(np.asarray(student(ids)) - want).max() > 1e-3
+    assert all(layer.merged for _, layer in lora_modules(teacher))
+    assert not any(layer.merged for _, layer in lora_modules(student))
 
 
 def test_lift_cd_absorb_holds_out_questions_and_trains_only_on_distilled_ones(tiny_checkpoints, tmp_path,

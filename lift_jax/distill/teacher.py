@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from lift_jax.distill.cache import TeacherAnswer
+from lift_jax.lora import lora_modules
 from lift_jax.models.transformer import Transformer
 from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.sampling import Decoded, SamplingParams, generate_with_logprobs
@@ -51,10 +52,15 @@ def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence
 
 
 def frozen_base(graphdef: nnx.GraphDef, lora: nnx.State, rngs: nnx.State, base: nnx.State) -> Transformer:
-    """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state."""
+    """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state,
+    marked merged (base + 0 is the base), so its linear layers run the base kernels only, without the
+    adapter's matmuls."""
     zero = jax.tree.map(jnp.zeros_like, lora)
     own_rngs = jax.tree.map(_copy, rngs)  # the trainer donates its rngs (a few keys and counters)
-    return nnx.merge(graphdef, zero, own_rngs, base)
+    module = nnx.merge(graphdef, zero, own_rngs, base)
+    for _, layer in lora_modules(module):
+        layer.merged = True
+    return module
 
 
 def _copy(x: jax.Array) -> jax.Array:
