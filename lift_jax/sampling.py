@@ -1,12 +1,15 @@
-"""Jitted KV-cache decoding: batched, left-padded prompts, greedy or temperature / top-p sampling, EOS stop.
+"""Jitted KV-cache decoding: batched prompts, greedy or temperature / top-p sampling, EOS stop.
 
-Prompt length, batch size and cache size are rounded up to buckets so repeated calls reuse compilations.
+The prefill computes every distinct prompt token once: an opening all prompts share at batch 1, the rest of
+the distinct prompts packed into one stream (no padding work), written into left-padded cache rows. Prompt
+length, batch size and cache size are rounded up to buckets so repeated calls reuse compilations.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lift_jax.models.layers import LayerCache
+from lift_jax.models.layers import PackedRows
 from lift_jax.models.transformer import Transformer
 from lift_jax.special_tokens import pad_token_id, stop_token_ids
 
@@ -60,29 +63,85 @@ def _select(logits: jax.Array, key: jax.Array, temperature: float, top_p: float)
     return jnp.take_along_axis(top_ids, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
 
 
-def _last_logits(
-    module: Transformer,
-    tokens: jax.Array,
-    positions: jax.Array,
-    mask: jax.Array,
-    cache: list[LayerCache],
-    index: jax.Array | int,
-) -> tuple[jax.Array, list[LayerCache]]:
-    """Run `tokens` through the model into the cache; float32 logits [batch, vocab] of the last position only
-    (the head over every prompt position would cost more than the rest of the prefill)."""
-    hidden, cache = module.hidden_states(tokens, positions, mask, cache, index)
-    return module.logits(hidden[:, -1]), cache
+PREFIX_BLOCK = 32  # an opening every prompt shares is computed once, cut to whole blocks (few compiled shapes)
+PACK_STEP = 64  # packed prefill streams are padded to a multiple of this many tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefill:
+    """A batch of prompts laid out for one prefill with no repeated work.
+
+    Every row starts with `prefix` (computed once, at batch 1). The rest of each distinct row is packed into
+    one stream, `tokens` / `positions` [n]; rows holding the same tokens share them. Attention sees the rows
+    left-padded to `width` cells: `source`, `cell_positions` and `target` are `layers.PackedRows`'s arrays,
+    and `last` [batch] is the packed index of each row's last token.
+    """
+
+    prefix: np.ndarray
+    tokens: np.ndarray
+    positions: np.ndarray
+    source: np.ndarray
+    cell_positions: np.ndarray
+    target: np.ndarray
+    last: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return self.source.shape[1]
+
+
+def plan_prefill(prompts: Sequence[Sequence[int]], prefix: Sequence[int], batch: int, pad_id: int) -> Prefill:
+    """Lay out `prompts` (rows beyond them, up to `batch`, repeat the first) after the shared `prefix`, moving
+    the whole blocks of any opening all prompts share into the prefix."""
+    rows = [tuple(p) for p in prompts] + [tuple(prompts[0])] * (batch - len(prompts))
+    distinct = list(dict.fromkeys(rows))
+    shared = 0
+    if len(distinct) > 1:
+        common = min(len(os.path.commonprefix(distinct)), min(map(len, distinct)) - 1)
+        shared = common // PREFIX_BLOCK * PREFIX_BLOCK
+    full_prefix = np.asarray([*prefix, *distinct[0][:shared]], np.int32).reshape(-1)
+    start = len(full_prefix)
+    rows = [r[shared:] for r in rows]
+    distinct = [d[shared:] for d in distinct]
+    width = prompt_bucket(max(map(len, distinct)))
+    offsets = np.cumsum([0] + [len(d) for d in distinct])
+    n = prompt_bucket(int(offsets[-1]), step=PACK_STEP)
+    tokens = np.full((n,), pad_id, np.int32)
+    positions = np.zeros((n,), np.int32)
+    target = np.zeros((n,), np.int32)
+    source = np.zeros((batch, width), np.int32)
+    cell_positions = np.full((batch, width), -1, np.int32)
+    last = np.zeros((batch,), np.int32)
+    where = {d: i for i, d in enumerate(distinct)}
+    placed: set[int] = set()
+    for r, row in enumerate(rows):
+        d, length = where[row], len(row)
+        packed = np.arange(offsets[d], offsets[d] + length)
+        source[r, width - length :] = packed
+        cell_positions[r, width - length :] = start + np.arange(length)
+        last[r] = packed[-1]
+        if d not in placed:  # the first row holding these tokens computes their attention
+            placed.add(d)
+            tokens[packed] = row
+            positions[packed] = start + np.arange(length)
+            target[packed] = r * width + np.arange(width - length, width)
+    return Prefill(full_prefix, tokens, positions, source, cell_positions, target, last)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature", "top_p", "slots", "max_lines")
+    jax.jit,
+    static_argnames=("graphdef", "max_new_tokens", "temperature", "top_p", "slots", "max_lines", "logprob_k"),
 )
 def _decode(
     graphdef: nnx.GraphDef,
     state: nnx.State,
     prefix: jax.Array,
     tokens: jax.Array,
-    mask: jax.Array,
+    positions: jax.Array,
+    source: jax.Array,
+    cell_positions: jax.Array,
+    target: jax.Array,
+    last: jax.Array,
     stop_ids: jax.Array,
     line_ids: jax.Array,
     pad_id: jax.Array,
@@ -93,9 +152,10 @@ def _decode(
     top_p: float,
     slots: int,
     max_lines: int,
-) -> tuple[jax.Array, jax.Array]:
+    logprob_k: int,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     module: Transformer = nnx.merge(graphdef, state)
-    batch, prompt_len = tokens.shape
+    batch, width = source.shape
     shared = prefix.shape[0]
     if shared:  # the common prefix is computed once and its cache copied to every row
         prefix_pos = jnp.arange(shared, dtype=jnp.int32)[None]
@@ -105,10 +165,13 @@ def _decode(
         cache = jax.tree.map(lambda x: jnp.repeat(x, batch, axis=0), prefix_cache)
     else:
         cache = module.init_cache(batch, slots)
-    positions = (shared + jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)).astype(jnp.int32)
-    last, cache = _last_logits(module, tokens, positions, mask, cache, shared)
-    prompt_len = shared + prompt_len
+    rows = PackedRows(source, cell_positions, target, shared)
+    hidden, cache = module.hidden_states(tokens[None], positions[None], None, cache, rows)
+    logits = module.logits(hidden[0][last])
+    prompt_len = shared + width
     out = jnp.full((batch, max_new_tokens), pad_id, jnp.int32)
+    top_values = jnp.zeros((batch, max_new_tokens, logprob_k), jnp.float32)
+    top_ids = jnp.zeros((batch, max_new_tokens, logprob_k), jnp.int32)
     ones = jnp.ones((batch, 1), bool)
 
     def cond(carry: tuple) -> jax.Array:
@@ -116,20 +179,84 @@ def _decode(
         return (i < max_new_tokens) & ~jnp.all(done)
 
     def body(carry: tuple) -> tuple:
-        i, out, done, lines, lengths, last, cache, pos, key = carry
+        i, out, done, lines, lengths, logits, cache, pos, key, top_values, top_ids = carry
         key, sub = jax.random.split(key)
-        token = jnp.where(done, pad_id, _select(last, sub, temperature, top_p))
+        token = jnp.where(done, pad_id, _select(logits, sub, temperature, top_p))
         out = jax.lax.dynamic_update_slice(out, token[:, None], (0, i))
+        if logprob_k:
+            values, ids = jax.lax.top_k(jax.nn.log_softmax(logits, axis=-1), logprob_k)
+            top_values = jax.lax.dynamic_update_slice(top_values, values[:, None], (0, i, 0))
+            top_ids = jax.lax.dynamic_update_slice(top_ids, ids[:, None].astype(jnp.int32), (0, i, 0))
         lengths = jnp.where(done, lengths, i + 1)
         lines = lines + jnp.any(token[:, None] == line_ids, axis=-1).astype(jnp.int32)
         done = done | jnp.any(token[:, None] == stop_ids, axis=-1) | ((max_lines > 0) & (lines >= max_lines))
-        last, cache = _last_logits(module, token[:, None], pos[:, None], ones, cache, prompt_len + i)
-        return i + 1, out, done, lines, lengths, last, cache, pos + 1, key
+        hidden, cache = module.hidden_states(token[:, None], pos[:, None], ones, cache, prompt_len + i)
+        logits = module.logits(hidden[:, -1])
+        return i + 1, out, done, lines, lengths, logits, cache, pos + 1, key, top_values, top_ids
 
     zeros = jnp.zeros((batch,), jnp.int32)
-    carry = (jnp.int32(0), out, jnp.zeros((batch,), bool), zeros, zeros, last, cache, positions[:, -1] + 1, key)
+    next_pos = cell_positions[:, -1] + 1
+    carry = (jnp.int32(0), out, jnp.zeros((batch,), bool), zeros, zeros, logits, cache, next_pos, key, top_values,
+             top_ids)
     final = jax.lax.while_loop(cond, body, carry)
-    return final[1], final[4]
+    return final[1], final[4], final[9], final[10]
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """One row's new tokens up to (not including) its first stop token, that stop token (None if the row
+    ended otherwise), and with `logprob_k`, the top-k log-probabilities and ids [steps, k] of every decoding
+    step: one per new token, plus the step that chose the stop token."""
+
+    ids: list[int]
+    stop: int | None
+    top_logprobs: np.ndarray
+    top_ids: np.ndarray
+
+
+def generate_with_logprobs(
+    module: Transformer,
+    prompts: Sequence[Sequence[int]],
+    params: SamplingParams,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    line_break_ids: Sequence[int] = (),
+    prefix: Sequence[int] = (),
+    logprob_k: int = 0,
+) -> list[Decoded]:
+    """`generate_ids` that also keeps the top-`logprob_k` log-probabilities of every step (see `Decoded`)."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("generate_ids needs at least one prompt and no empty prompt")
+    batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
+    plan = plan_prefill(prompts, prefix, batch, pad_id)
+    graphdef, state = nnx.split(module)
+    arrays = (plan.prefix, plan.tokens, plan.positions, plan.source, plan.cell_positions, plan.target, plan.last)
+    out, lengths, top_values, top_ids = _decode(
+        graphdef,
+        state,
+        *map(jnp.asarray, arrays),
+        jnp.asarray(stop_ids or [-1], jnp.int32),
+        jnp.asarray(line_break_ids or [-1], jnp.int32),
+        jnp.int32(pad_id),
+        jax.random.key(params.seed),
+        max_new_tokens=params.max_new_tokens,
+        temperature=float(params.temperature),
+        top_p=float(params.top_p),
+        slots=len(plan.prefix) + plan.width + bucket(params.max_new_tokens),
+        max_lines=params.max_lines,
+        logprob_k=logprob_k,
+    )
+    out, lengths = np.asarray(out)[: len(prompts)], np.asarray(lengths)[: len(prompts)]
+    top_values, top_ids = np.asarray(top_values), np.asarray(top_ids)
+    stops = set(stop_ids)
+    results = []
+    for row, (ids, length) in enumerate(zip(out, lengths, strict=True)):
+        ids = ids[:length].tolist()
+        cut = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+        stop = ids[cut] if cut < len(ids) else None
+        steps = min(cut + 1, length)
+        results.append(Decoded(ids[:cut], stop, top_values[row, :steps], top_ids[row, :steps]))
+    return results
 
 
 def generate_ids(
@@ -144,43 +271,10 @@ def generate_ids(
     """Decode continuations of token-id prompts; each result stops before its first stop token.
 
     With `params.max_lines`, a row also stops after that many tokens from `line_break_ids`. A `prefix` shared by
-    every prompt (which then holds only its own continuation of it) is computed once for the whole batch.
+    every prompt (which then holds only its own continuation of it) is computed once for the whole batch, and
+    so are any opening the prompts share and prompts that repeat (see `plan_prefill`).
     """
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("generate_ids needs at least one prompt and no empty prompt")
-    prompt_len = prompt_bucket(max(len(p) for p in prompts))
-    batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
-    tokens = np.full((batch, prompt_len), pad_id, np.int32)
-    mask = np.zeros((batch, prompt_len), bool)
-    for row, prompt in enumerate(prompts):  # left padding keeps every prompt's last token at the end
-        tokens[row, prompt_len - len(prompt) :] = prompt
-        mask[row, prompt_len - len(prompt) :] = True
-    mask[len(prompts) :, -1] = True  # filler rows decode one harmless token stream
-    graphdef, state = nnx.split(module)
-    out, lengths = _decode(
-        graphdef,
-        state,
-        jnp.asarray(np.asarray(prefix, np.int32).reshape(-1)),
-        jnp.asarray(tokens),
-        jnp.asarray(mask),
-        jnp.asarray(stop_ids or [-1], jnp.int32),
-        jnp.asarray(line_break_ids or [-1], jnp.int32),
-        jnp.int32(pad_id),
-        jax.random.key(params.seed),
-        max_new_tokens=params.max_new_tokens,
-        temperature=float(params.temperature),
-        top_p=float(params.top_p),
-        slots=len(prefix) + prompt_len + bucket(params.max_new_tokens),
-        max_lines=params.max_lines,
-    )
-    out, lengths = np.asarray(out)[: len(prompts)], np.asarray(lengths)[: len(prompts)]
-    stops = set(stop_ids)
-    results = []
-    for row, length in zip(out, lengths, strict=True):
-        ids = row[:length].tolist()
-        cut = next((i for i, t in enumerate(ids) if t in stops), len(ids))
-        results.append(ids[:cut])
-    return results
+    return [d.ids for d in generate_with_logprobs(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix)]
 
 
 @functools.lru_cache(maxsize=8)

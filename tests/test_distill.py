@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 from fake_cd_absorb import DOCUMENT, fake_pairs, tiny_cd_config
+from flax import nnx
 from tiny_models import VOCAB
 from train_helpers import lora_model
 
@@ -19,7 +20,8 @@ from lift_jax.distill.cache import TeacherAnswer, TeacherCache
 from lift_jax.distill.questions import fallback_question, select_questions
 from lift_jax.distill.stage import Distiller, is_held_out
 from lift_jax.distill.targets import distill_example, renormalised
-from lift_jax.distill.teacher import Teacher, document_windows
+from lift_jax.distill.teacher import Teacher, document_windows, frozen_base
+from lift_jax.lora import lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.special_tokens import stop_token_ids
@@ -139,13 +141,13 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     tok = loaded.tokenizer
     stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
     seen: list[list[int]] = []
-    real = teacher_module.generate_ids
+    real = teacher_module.generate_with_logprobs
 
-    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=()):
+    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0):
         seen.extend(list(prefix) + list(p) for p in prompts)
-        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix)
+        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k)
 
-    monkeypatch.setattr(teacher_module, "generate_ids", spy)
+    monkeypatch.setattr(teacher_module, "generate_with_logprobs", spy)
     cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
     cfg.cd.holdout = 0.0
     teacher = Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens,
@@ -165,6 +167,45 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     assert list(student.ids) == encode_prompt(tok, question, FMT) + answer
     assert not _contains(list(student.ids), sentence_ids)
     distiller.close()
+
+
+def test_teacher_top_k_equals_a_full_forward_over_prompt_and_answer(tiny_checkpoints):
+    """The top-K kept while decoding is the teacher's distribution at every answer position (the prefix shared
+    by the questions computed once), as a plain forward pass over the whole prompt + answer gives it."""
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
+    teacher = Teacher(loaded.module, tok, FMT, stops, 0, top_k=4, max_answer_tokens=12, batch=4)
+    window = DOCUMENT[:400]
+    questions = ["How much does crate fjord weigh?", "Who won?", "Where is the harbour?"]
+    answers = teacher.answer(window, questions)
+    forward = jax.jit(lambda ids: loaded.module(ids))
+    assert len(answers) == 3
+    for question, answer in zip(questions, answers, strict=True):
+        prompt = teacher.prompt_ids(window, question)
+        n = len(answer.answer_ids)
+        assert n == 12 or answer.answer_ids[-1] in stops
+        logits = np.asarray(forward(np.asarray([prompt + list(answer.answer_ids)], np.int32)), np.float64)[0]
+        logits = logits[len(prompt) - 1 : len(prompt) - 1 + n]
+        top = logits.max(-1, keepdims=True)
+        logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+        np.testing.assert_array_equal(answer.top_ids[:, 0], answer.answer_ids)  # greedy
+        np.testing.assert_allclose(answer.top_logprobs, np.take_along_axis(logp, answer.top_ids, -1), atol=1e-5)
+        np.testing.assert_allclose(answer.top_logprobs, -np.sort(-logp, -1)[:, :4], atol=1e-5)
+
+
+def test_frozen_base_is_the_base_model_and_skips_the_adapter_matmuls(tiny_checkpoints):
+    plain = load(tiny_checkpoints["llama_tied"]).module
+    trainer = LoRATrainer(lora_model(tiny_checkpoints["llama_tied"]), OptimizerConfig(lr=1e-3))
+    trainer.lora = jax.tree.map(lambda x: x + 0.05, trainer.lora)  # an adapter that changes the logits
+    teacher = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    student = nnx.merge(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    ids = np.asarray([[5, 6, 7, 8, 9]], np.int32)
+    want = np.asarray(plain(ids))
+    np.testing.assert_allclose(np.asarray(teacher(ids)), want, atol=1e-6)
+    assert np.abs(np.asarray(student(ids)) - want).max() > 1e-3
+    assert all(layer.merged for _, layer in lora_modules(teacher))
+    assert not any(layer.merged for _, layer in lora_modules(student))
 
 
 def test_lift_cd_absorb_holds_out_questions_and_trains_only_on_distilled_ones(tiny_checkpoints, tmp_path,

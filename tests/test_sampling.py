@@ -10,7 +10,15 @@ from flax import nnx
 from tiny_models import VOCAB
 
 from lift_jax.models import load
-from lift_jax.sampling import SamplingParams, _select, bucket, generate_ids
+from lift_jax.sampling import (
+    PREFIX_BLOCK,
+    SamplingParams,
+    _select,
+    bucket,
+    generate_ids,
+    generate_with_logprobs,
+    plan_prefill,
+)
 
 
 def _greedy_by_full_forward(module, prompt: list[int], steps: int, width: int = 32) -> list[int]:
@@ -75,6 +83,50 @@ def test_shared_prefix_equals_full_prompts(tiny_checkpoints):
     params = SamplingParams(max_new_tokens=6)
     full = generate_ids(module, [prefix + s for s in suffixes], params, [], 0)
     assert generate_ids(module, suffixes, params, [], 0, prefix=prefix) == full
+
+
+def test_shared_openings_and_repeated_prompts_decode_as_each_prompt_alone(tiny_checkpoints):
+    """The packed prefill computes a common opening once and a repeated prompt once; every row still decodes
+    exactly what it decodes alone (a batch of one: no sharing, no packing of other rows)."""
+    module = load(tiny_checkpoints["qwen3"]).module
+    rng = np.random.RandomState(2)
+    opening = rng.randint(6, VOCAB, PREFIX_BLOCK + 9).tolist()
+    rests = [rng.randint(6, VOCAB, n).tolist() for n in (1, 7, 20)]
+    prompts = [opening + r for r in rests] + [opening + rests[1], opening + rests[0]]
+    plan = plan_prefill(prompts, [5, 6], batch=8, pad_id=0)
+    assert plan.prefix.tolist() == [5, 6] + opening[:PREFIX_BLOCK]  # the opening's whole blocks, after `prefix`
+    # packed once each: the distinct rests of 10, 16 and 29 tokens (9 opening tokens left + 1, 7, 20)
+    assert plan.tokens[:55].tolist() == opening[PREFIX_BLOCK:] + rests[0] + opening[PREFIX_BLOCK:] + rests[1] + (
+        opening[PREFIX_BLOCK:] + rests[2]
+    )
+    assert plan.positions[:10].tolist() == list(range(34, 44)) and len(plan.tokens) == 64
+    assert plan.last.tolist() == [9, 25, 54, 25, 9, 9, 9, 9]  # rows 5-7 fill the batch with the first prompt
+    params = SamplingParams(max_new_tokens=7)
+    alone = [generate_ids(module, [p], params, [], 0)[0] for p in prompts[:3]]
+    assert generate_ids(module, prompts, params, [], 0) == alone + [alone[1], alone[0]]
+
+
+def test_logprobs_of_every_step_equal_a_full_forward_over_prompt_and_answer(tiny_checkpoints):
+    module = load(tiny_checkpoints["llama3"]).module
+    prompts = [[7, 8, 9], [11, 12, 13, 14, 15, 16]]
+    free = generate_ids(module, prompts, SamplingParams(max_new_tokens=8), [], 0)
+    stop = free[0][4]  # row 0 stops at its first occurrence of this token
+    got = generate_with_logprobs(module, prompts, SamplingParams(max_new_tokens=8), [stop], 0, logprob_k=5)
+    forward = nnx.jit(lambda m, x: m(x))
+    for prompt, row, decoded in zip(prompts, free, got, strict=True):
+        cut = row.index(stop) if stop in row else len(row)
+        assert decoded.ids == row[:cut] and decoded.stop == (stop if cut < len(row) else None)
+        steps = cut + (decoded.stop is not None)
+        assert decoded.top_ids.shape == decoded.top_logprobs.shape == (steps, 5)
+        logits = np.asarray(forward(module, jnp.asarray([prompt + row])), np.float64)[0]
+        logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(
+            -1, keepdims=True
+        )
+        want = logp[len(prompt) - 1 : len(prompt) - 1 + steps]
+        np.testing.assert_array_equal(decoded.top_ids[:, 0], np.argmax(want, -1))
+        picked = np.take_along_axis(want, decoded.top_ids, axis=-1)
+        np.testing.assert_allclose(decoded.top_logprobs, picked, atol=1e-5)
+        np.testing.assert_allclose(decoded.top_logprobs, -np.sort(-want, axis=-1)[:, :5], atol=1e-5)
 
 
 def test_max_lines_stops_each_row_after_its_line_breaks(tiny_checkpoints):

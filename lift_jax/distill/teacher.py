@@ -2,14 +2,13 @@
 weights) answers questions with a window of the document in its prompt, greedily, keeping the top-K
 log-probabilities of every answer position.
 
-Per window, the prompt opening the questions share is computed once for the greedy answers
-(`sampling.generate_ids(prefix=...)`) and once more for one teacher-forced scoring pass over
-question + answer on that cache, which yields the top-K of every answer position.
+Per window, the prompt opening the questions share is computed once
+(`sampling.generate_with_logprobs(prefix=...)`), and the greedy decoding keeps the top-K log-probabilities of
+every step: the teacher's distribution at every answer position and at the one that chose the stop token.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -20,9 +19,10 @@ import numpy as np
 from flax import nnx
 
 from lift_jax.distill.cache import TeacherAnswer
+from lift_jax.lora import lora_modules
 from lift_jax.models.transformer import Transformer
 from lift_jax.prompting import PromptFormat, encode_prompt
-from lift_jax.sampling import SamplingParams, bucket, generate_ids, prompt_bucket
+from lift_jax.sampling import Decoded, SamplingParams, generate_with_logprobs
 from lift_jax.synth.split import Sentence
 
 PREFIX_BLOCK = 128  # shared openings are cut to whole blocks: few distinct shapes to compile
@@ -51,10 +51,15 @@ def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence
 
 
 def frozen_base(graphdef: nnx.GraphDef, lora: nnx.State, rngs: nnx.State, base: nnx.State) -> Transformer:
-    """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state."""
+    """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state,
+    marked merged (base + 0 is the base), so its linear layers run the base kernels only, without the
+    adapter's matmuls."""
     zero = jax.tree.map(jnp.zeros_like, lora)
     own_rngs = jax.tree.map(_copy, rngs)  # the trainer donates its rngs (a few keys and counters)
-    return nnx.merge(graphdef, zero, own_rngs, base)
+    module = nnx.merge(graphdef, zero, own_rngs, base)
+    for _, layer in lora_modules(module):
+        layer.merged = True
+    return module
 
 
 def _copy(x: jax.Array) -> jax.Array:
@@ -62,30 +67,6 @@ def _copy(x: jax.Array) -> jax.Array:
         return jax.random.wrap_key_data(jnp.array(jax.random.key_data(x), copy=True),
                                         impl=jax.random.key_impl(x))
     return jnp.array(x, copy=True)
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "slots", "k"))
-def _score(
-    graphdef: nnx.GraphDef, state: nnx.State, prefix: jax.Array, tokens: jax.Array, mask: jax.Array, *,
-    slots: int, k: int,
-) -> tuple[jax.Array, jax.Array]:
-    """Top-K log-probs and ids [B, T, K] after every token of left-padded `tokens` that follow `prefix`."""
-    module: Transformer = nnx.merge(graphdef, state)
-    batch = tokens.shape[0]
-    shared = prefix.shape[0]
-    if shared:
-        cache = module.init_cache(1, slots)
-        _, cache = module.forward_with_cache(
-            prefix[None], jnp.arange(shared, dtype=jnp.int32)[None], jnp.ones((1, shared), bool), cache,
-            jnp.int32(0),
-        )
-        cache = jax.tree.map(lambda x: jnp.repeat(x, batch, axis=0), cache)
-    else:
-        cache = module.init_cache(batch, slots)
-    positions = (shared + jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)).astype(jnp.int32)
-    logits, _ = module.forward_with_cache(tokens, positions, mask, cache, jnp.int32(shared))
-    values, ids = jax.lax.top_k(jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), k)
-    return values, ids
 
 
 class Teacher:
@@ -127,30 +108,12 @@ class Teacher:
         n = n // PREFIX_BLOCK * PREFIX_BLOCK
         prefix, rests = prompts[0][:n], [p[n:] for p in prompts]
         params = SamplingParams(max_new_tokens=self.max_answer_tokens)
-        answers = generate_ids(self.module, rests, params, self.stop_ids, self.pad_id, prefix=prefix)
-        return self._scored(prefix, rests, answers)
+        decoded = generate_with_logprobs(self.module, rests, params, self.stop_ids, self.pad_id, prefix=prefix,
+                                         logprob_k=self.top_k)
+        return [self._teacher_answer(d) for d in decoded]
 
-    def _scored(self, prefix: list[int], rests: list[list[int]], answers: list[list[int]]) -> list[TeacherAnswer]:
-        rows = [r + a for r, a in zip(rests, answers, strict=True)]
-        width = prompt_bucket(max(len(r) for r in rows))
-        batch = bucket(len(rows), minimum=1)
-        tokens = np.full((batch, width), self.pad_id, np.int32)
-        mask = np.zeros((batch, width), bool)
-        for i, row in enumerate(rows):
-            tokens[i, width - len(row):] = row
-            mask[i, width - len(row):] = True
-        mask[len(rows):, -1] = True
-        graphdef, state = nnx.split(self.module)
-        values, ids = _score(graphdef, state, jnp.asarray(np.asarray(prefix, np.int32).reshape(-1)),
-                             jnp.asarray(tokens), jnp.asarray(mask), slots=len(prefix) + width, k=self.top_k)
-        values, ids = np.asarray(values), np.asarray(ids)
-        out = []
-        for i, answer in enumerate(answers):
-            n = len(answer)
-            # position width-1-n predicts answer[0]; the last one predicts what follows the answer
-            top_v, top_i = values[i, width - 1 - n:], ids[i, width - 1 - n:]
-            stopped = n < self.max_answer_tokens and int(top_i[-1, 0]) in self.stop_ids
-            full = (*answer, int(top_i[-1, 0])) if stopped else tuple(answer)
-            out.append(TeacherAnswer(full, top_i[: len(full)].astype(np.int32),
-                                     top_v[: len(full)].astype(np.float32)).canonical())
-        return out
+    def _teacher_answer(self, decoded: Decoded) -> TeacherAnswer:
+        """The answer with its stop token (when the teacher ended it) and the top-K of every position."""
+        full = (*decoded.ids, decoded.stop) if decoded.stop is not None else tuple(decoded.ids)
+        return TeacherAnswer(full, decoded.top_ids[: len(full)].astype(np.int32),
+                             decoded.top_logprobs[: len(full)].astype(np.float32)).canonical()

@@ -131,6 +131,22 @@ class LayerCache(NamedTuple):
         )
 
 
+class PackedRows(NamedTuple):
+    """Where a packed token stream [1, n] sits in a batch of left-padded rows [batch, width] whose cache
+    slots start at `start` (a prefill without padding work: the projections and the MLP run on the n real
+    tokens; only attention uses the padded rows, and rows with the same tokens share their packed ones).
+
+    `source` [batch, width]: the packed index of each row cell (any index for an empty cell);
+    `cell_positions` [batch, width]: each cell's token position, -1 for an empty cell;
+    `target` [n]: the flat cell (row * width + column) whose attention output each packed token takes.
+    """
+
+    source: jax.Array
+    cell_positions: jax.Array
+    target: jax.Array
+    start: int
+
+
 def attention_mask(
     query_pos: jax.Array,
     key_pos: jax.Array,
@@ -274,16 +290,13 @@ class Attention(nnx.Module):
         cache_index: jax.Array | int | None = None,
         segments: jax.Array | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
-        """Self-attention over x [b, t, hidden]; `segments` (packed rows, no cache) keeps each example apart."""
-        b, t, _ = x.shape
-        q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
-        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        cos, sin = rope_cos_sin(self.rope, positions, x.dtype)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        """Self-attention over x [b, t, hidden]; `segments` (packed rows, no cache) keeps each example apart.
 
+        With a `PackedRows` cache index, x is a packed stream [1, n, hidden] written into the cache's rows."""
+        if isinstance(cache_index, PackedRows):
+            return self._packed(x, positions, cache, cache_index)
+        b, t, _ = x.shape
+        q, k, v = self._projected(x, positions)
         key_pos = jnp.where(key_valid, positions, -1)
         if cache is not None:
             cache = cache.write(k, v, key_pos, cache_index)
@@ -298,6 +311,32 @@ class Attention(nnx.Module):
 
         out = grouped_attention(q, k, v, mask, self.scale, self.softcap)
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), cache
+
+    def _projected(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """q [b, t, heads, d] and k/v [b, t, kv_heads, d] of x [b, t, hidden], normed and rotated."""
+        b, t, _ = x.shape
+        q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
+        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        cos, sin = rope_cos_sin(self.rope, positions, x.dtype)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def _packed(
+        self, x: jax.Array, positions: jax.Array, cache: LayerCache, rows: PackedRows
+    ) -> tuple[jax.Array, LayerCache]:
+        """Prefill of a packed stream x [1, n, hidden] (positions [1, n]) into the cache rows `rows` names."""
+        q, k, v = (z[0][rows.source] for z in self._projected(x, positions))  # [batch, width, heads, d]
+        batch, width = rows.source.shape
+        cache = cache.write(k, v, rows.cell_positions, rows.start)
+        filled = rows.start + width
+        key_pos = cache.positions[:, :filled]
+        mask = attention_mask(rows.cell_positions, key_pos, key_pos >= 0, self.window)
+        keys, values = cache.k[:, :, :filled].astype(x.dtype), cache.v[:, :, :filled].astype(x.dtype)
+        out = cached_attention(q, keys, values, mask, self.scale, self.softcap)
+        out = out.reshape(batch * width, self.num_heads * self.head_dim)[rows.target]
+        return self.o_proj(out[None]), cache
 
 
 _ACTIVATION_FNS = {

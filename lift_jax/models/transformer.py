@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lift_jax.models.layers import Attention, Dense, GatedMLP, LayerCache, RMSNorm
+from lift_jax.models.layers import Attention, Dense, GatedMLP, LayerCache, PackedRows, RMSNorm
 from lift_jax.models.spec import ModelSpec
 
 NLL_CHUNK = 256  # positions per slice of the output head in `Transformer.token_loss`
@@ -130,7 +130,7 @@ class DecoderLayer(nnx.Module):
         positions: jax.Array,
         key_valid: jax.Array,
         cache: LayerCache | None,
-        cache_index: jax.Array | None,
+        cache_index: jax.Array | int | PackedRows | None,
         segments: jax.Array | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
         attn, cache = self.self_attn(self.input_layernorm(x), positions, key_valid, cache, cache_index, segments)
@@ -174,10 +174,13 @@ class Transformer(nnx.Module):
         positions: jax.Array | None = None,
         attention_mask: jax.Array | None = None,
         cache: list[LayerCache] | None = None,
-        cache_index: jax.Array | None = None,
+        cache_index: jax.Array | int | PackedRows | None = None,
         segment_ids: jax.Array | None = None,
     ) -> tuple[jax.Array, list[LayerCache] | None]:
         """Final-norm hidden states [batch, seq, hidden] and the updated cache (if one was given).
+
+        A `PackedRows` cache index prefills a packed stream (input_ids and positions [1, n]) into the cache's
+        rows; see `layers.PackedRows`.
 
         `segment_ids` [batch, seq] (no cache) packs several examples in a row: tokens attend only within their
         segment (0 = padding, masked unless `attention_mask` says otherwise); pass per-example `positions`.
