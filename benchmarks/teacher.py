@@ -35,12 +35,12 @@ QUESTIONS = (
 
 def build_teacher(config: str) -> tuple[object, object, str, list]:
     """(teacher, run config, document, its sentences) with the teacher made as `absorb` makes it."""
-    from lift_jax.absorb import lora_config, optimizer_config, prompt_format
+    from lift_jax.absorbing.settings import lora_config, optimizer_config, prompt_format
     from lift_jax.config import load_config_file
     from lift_jax.distill.run import teacher_for
     from lift_jax.lora import apply_lora
     from lift_jax.models import load
-    from lift_jax.sampling import stop_token_ids
+    from lift_jax.special_tokens import pad_token_id, stop_token_ids
     from lift_jax.synth.split import split_sentences
     from lift_jax.train import LoRATrainer
 
@@ -50,7 +50,7 @@ def build_teacher(config: str) -> tuple[object, object, str, list]:
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=1))
     tokenizer = loaded.require_tokenizer("the teacher benchmark")
     stops = stop_token_ids(tokenizer, loaded.spec.eos_token_ids)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    pad_id = pad_token_id(tokenizer, stops)
     teacher = teacher_for(loaded, trainer, cfg, prompt_format(cfg), stops, pad_id)
     document = files("lift_jax.assets").joinpath("sample_document.txt").read_text()
     return teacher, cfg, document, split_sentences(document)

@@ -16,6 +16,7 @@ import lift_jax.absorbing.job as absorb_module
 import lift_jax.distill.teacher as teacher_module
 import lift_jax.synth.pipeline as pipeline
 from lift_jax.batching import Example, make_batch
+from lift_jax.config import base_config
 from lift_jax.distill.cache import TeacherAnswer, TeacherCache
 from lift_jax.distill.questions import fallback_question, select_questions
 from lift_jax.distill.stage import Distiller, is_held_out
@@ -175,7 +176,8 @@ def test_teacher_top_k_equals_a_full_forward_over_prompt_and_answer(tiny_checkpo
     loaded = load(tiny_checkpoints["qwen3"])
     tok = loaded.tokenizer
     stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
-    teacher = Teacher(loaded.module, tok, FMT, stops, 0, top_k=4, max_answer_tokens=12, batch=4)
+    teacher = Teacher(loaded.module, tok, FMT, stops, 0, top_k=4, max_answer_tokens=12,
+                      template=base_config().cd.teacher_prompt, batch=4)
     window = DOCUMENT[:400]
     questions = ["How much does crate fjord weigh?", "Who won?", "Where is the harbour?"]
     answers = teacher.answer(window, questions)
