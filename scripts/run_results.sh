@@ -40,7 +40,7 @@ settings=(
   --config.generator.samples_per_sentence=2
   --config.lora.rank=16 --config.lora.alpha=32
   --config.train.lr=3e-4 --config.train.epochs=6 --config.train.batch_size=4 --config.train.max_length=256
-  --config.cd.context_tokens=512
+  --config.cd.context_tokens=512 --config.cd.ce_weight=0.5 --config.cd.fallback_always=true
 )
 
 if [[ $parts == *,squad,* ]]; then

@@ -53,7 +53,7 @@ def test_lifted_smollm2_answers_the_needle_question_the_base_model_cannot(tmp_pa
 
     with FaultServer(replies={NEEDLE: reply}) as server:
         _run(
-            "lift_jax.absorb", "--config", "smollm2_135m", f"--config.document={document}",
+            "lift_jax.absorb", "--config", "smollm2_135m", "--config.method=lift", f"--config.document={document}",
             "--config.output_dir=run", "--config.generator.kind=openai",
             f"--config.generator.base_url={server.base_url}", "--config.generator.model=fake",
             "--config.generator.qa_per_sentence=5", "--config.generator.json_mode=false",
