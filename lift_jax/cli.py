@@ -23,12 +23,16 @@ class UsageError(LiftError, ValueError):
 
 
 def enable_compilation_cache(directory: str | None = None) -> None:
-    """Persist XLA compilations across runs (`LIFT_JAX_COMPILATION_CACHE`, default ~/.cache/lift_jax/xla)."""
+    """Persist XLA compilations across runs (`LIFT_JAX_COMPILATION_CACHE`, default ~/.cache/lift_jax/xla).
+
+    Compilations under 1 s are not stored unless `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` says otherwise
+    (the test suite sets it to 0 to share every compilation between its processes)."""
     import jax
 
     path = directory or os.environ.get("LIFT_JAX_COMPILATION_CACHE") or str(Path.home() / ".cache/lift_jax/xla")
     jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # when set, jax has read it already
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

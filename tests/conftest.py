@@ -1,9 +1,12 @@
-"""Shared fixtures. Eight simulated CPU devices so sharding tests can build real meshes."""
+"""Shared fixtures. Eight simulated CPU devices so sharding tests can build real meshes. One XLA compilation
+cache for the whole session, shared by every process the session starts."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -13,6 +16,43 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
 from tiny_models import make_tiny_checkpoint, tiny_configs  # noqa: E402
+
+_SESSION_CACHE = "LIFT_JAX_TEST_XLA_CACHE"  # set by the process that made the cache (the controller under xdist)
+_made_cache: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Share compiled XLA programs between the test process, its xdist workers and every `python -m lift_jax...`
+    subprocess, in a directory that lives for this session only.
+
+    The persistent cache is keyed by the compiled program's HLO, the compile options, the XLA flags and the
+    jax/jaxlib versions, so a changed program is a new entry and nothing is reused across sessions. Every
+    compilation is stored (no minimum compile time or size: the tiny models' programs compile in under the
+    1 s lift_jax's CLIs require), and the size limit turns on jax's file lock so concurrent processes never
+    read a half-written entry."""
+    global _made_cache
+    if _SESSION_CACHE not in os.environ:
+        _made_cache = tempfile.mkdtemp(prefix="lift_jax_test_xla_")
+        os.environ[_SESSION_CACHE] = _made_cache
+    directory = os.environ[_SESSION_CACHE]
+    settings = {
+        "jax_compilation_cache_dir": directory,
+        "jax_persistent_cache_min_compile_time_secs": 0,
+        "jax_persistent_cache_min_entry_size_bytes": -1,
+        "jax_compilation_cache_max_size": 16 << 30,
+    }
+    for name, value in settings.items():
+        os.environ[name.upper()] = str(value)  # read by jax at import in subprocesses
+    os.environ["LIFT_JAX_COMPILATION_CACHE"] = directory  # lift_jax.cli.enable_compilation_cache's directory
+    import jax
+
+    for name, value in settings.items():
+        jax.config.update(name, value)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _made_cache is not None:
+        shutil.rmtree(_made_cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +72,11 @@ def restore_lift_jax_logger():
     saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with slow tests first (stable otherwise): under `pytest -n 2 --dist loadfile` (scripts/test.sh)
+    the long modules then start at once and the many short ones fill the gaps, instead of one long module
+    running alone at the end."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow") and item.module}
+    items.sort(key=lambda item: item.module is None or item.module.__name__ not in slow_modules)

@@ -41,7 +41,7 @@ def server():
 def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("multiprocess")
     (root / "document.txt").write_text(DOCUMENT)
-    return {"root": root, "checkpoint": tiny_checkpoints["llama3"], "xla_cache": root / "xla"}
+    return {"root": root, "checkpoint": tiny_checkpoints["llama3"]}
 
 
 def launch(ws: dict[str, Path], server: FaultServer, processes: int, out: Path, *extra: str) -> subprocess.Popen:
@@ -51,7 +51,6 @@ def launch(ws: dict[str, Path], server: FaultServer, processes: int, out: Path, 
         "PYTHON": sys.executable,
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={8 // processes}",
-        "LIFT_JAX_COMPILATION_CACHE": str(ws["xla_cache"]),
     }
     command = [
         "bash", str(SCRIPT), str(processes), "--config", str(CONFIG),
