@@ -226,7 +226,7 @@ def generate_with_logprobs(
 ) -> list[Decoded]:
     """`generate_ids` that also keeps the top-`logprob_k` log-probabilities of every step (see `Decoded`)."""
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("generate_ids needs at least one prompt and no empty prompt")
+        raise ValueError("the sampler needs at least one prompt and no empty prompt")
     batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
     plan = plan_prefill(prompts, prefix, batch, pad_id)
     graphdef, state = nnx.split(module)
