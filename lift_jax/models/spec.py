@@ -94,10 +94,20 @@ def _rope_dim(head_dim: int, params: dict[str, Any]) -> int:
     return int(head_dim * params.get("partial_rotary_factor", 1.0))
 
 
+def _float32_power(base: float, exponents: np.ndarray) -> np.ndarray:
+    """float32 base ** exponents, each correctly rounded from the exact power, as torch's float32 pow (the
+    reference's) rounds it on about 99% of exponents.
+
+    numpy's float32 pow is one ulp off on some exponents (5 of SmolLM2's 32 frequencies), which moves a rotary
+    angle by up to position * ulp: SmolLM2's hidden states then left transformers' by 4e-5 even in float64.
+    """
+    return (np.float64(np.float32(base)) ** exponents.astype(np.float64)).astype(np.float32)
+
+
 def _default_inv_freq(base: float, dim: int) -> np.ndarray:
     # float32 like the reference, so positions * inv_freq round identically.
     exponents = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / np.float32(dim)
-    return (1.0 / (np.float32(base) ** exponents)).astype(np.float32)
+    return (1.0 / _float32_power(base, exponents)).astype(np.float32)
 
 
 def _llama3_inv_freq(inv_freq: np.ndarray, params: dict[str, Any]) -> np.ndarray:
@@ -138,7 +148,7 @@ def _yarn_inv_freq(base: float, dim: int, params: dict[str, Any], max_pos: int) 
     if low == high:
         high += 0.001
     ramp = np.clip((np.arange(dim // 2, dtype=np.float32) - low) / (high - low), 0, 1)
-    pos_freqs = np.float32(base) ** (np.arange(0, dim, 2).astype(np.float32) / np.float32(dim))
+    pos_freqs = _float32_power(base, np.arange(0, dim, 2).astype(np.float32) / np.float32(dim))
     extrapolation_weight = 1 - ramp
     inv_freq = (1.0 / (factor * pos_freqs)) * (1 - extrapolation_weight) + (
         1.0 / pos_freqs
