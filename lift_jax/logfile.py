@@ -1,9 +1,11 @@
-"""Copies of the lift_jax logger's records in a file: an evaluation's eval.log, a secondary process's own log."""
+"""Where the lift_jax logger's records go besides the root logger: a file (an evaluation's eval.log, a secondary
+process's own log) or stderr (a command line's progress)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +32,26 @@ def logging_to(path: Path, *, exclusive: bool = False) -> Iterator[None]:
         logger.setLevel(level)
         logger.propagate = propagate
         handler.close()
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever `sys.stderr` is at the time of each record."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def log_to_stderr() -> None:
+    """Show lift_jax's INFO records (progress, QA pairs generated vs reused) on stderr, once per process."""
+    logger = logging.getLogger("lift_jax")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # absl puts a bare handler on the root logger; print each line once

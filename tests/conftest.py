@@ -64,8 +64,8 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 @pytest.fixture(autouse=True)
 def restore_lift_jax_logger():
-    """CLIs run in-process (e.g. lift_jax.eval's log_to_stderr) configure the `lift_jax` logger for the rest of
-    the process; give every test the logger as it found it."""
+    """CLIs run in-process (e.g. the eval CLIs, through lift_jax.logfile.log_to_stderr) configure the `lift_jax`
+    logger for the rest of the process; give every test the logger as it found it."""
     import logging
 
     logger = logging.getLogger("lift_jax")

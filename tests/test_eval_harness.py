@@ -21,7 +21,7 @@ from lift_jax.eval import loogle, niah, squad
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.config import absorb_method, eval_config, parse_methods
 from lift_jax.eval.harness import Evaluator, run_benchmark, run_dir_name
-from lift_jax.eval.squad import squad_benchmark
+from lift_jax.eval.squad_benchmark import squad_benchmark
 from lift_jax.lora import LoRAConfig, apply_lora, lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat
@@ -275,7 +275,7 @@ def test_questions_about_one_document_share_its_prefix(tiny_checkpoints):
 
 
 def test_loogle_harness_scores_per_category_and_reads_a_folder(tiny_checkpoints, tmp_path):
-    from lift_jax.eval.loogle import load_documents, loogle_benchmark
+    from lift_jax.eval.loogle_benchmark import load_documents, loogle_benchmark
 
     folder = tmp_path / "loogle"
     folder.mkdir()

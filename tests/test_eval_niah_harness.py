@@ -9,7 +9,7 @@ from synth_fault_server import FaultServer
 from test_eval_harness import tiny_eval_config
 
 from lift_jax.eval.harness import run_benchmark
-from lift_jax.eval.niah import niah_benchmark
+from lift_jax.eval.niah_benchmark import niah_benchmark
 from lift_jax.eval.niah_data import grid, parse_cell_id
 from lift_jax.synth.split import sentence_tasks
 

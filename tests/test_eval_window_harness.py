@@ -19,8 +19,8 @@ from lift_jax.answering import Answerer
 from lift_jax.eval import squad
 from lift_jax.eval.harness import run_benchmark
 from lift_jax.eval.metrics import contains_answer, exact_match, f1_score, keywords_found
-from lift_jax.eval.niah import niah_benchmark
-from lift_jax.eval.squad import squad_benchmark
+from lift_jax.eval.niah_benchmark import niah_benchmark
+from lift_jax.eval.squad_benchmark import squad_benchmark
 from lift_jax.lora import lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat

@@ -1,7 +1,7 @@
 """Library and command lines stay apart: nothing in lift_jax/, benchmarks/ or the notebook imports a command-line
-module (lift_jax.absorb, lift_jax.ask, lift_jax.synth.__main__, lift_jax.export.__main__, lift_jax.eval.cli, the
-eval entry points); they import the library (lift_jax.absorbing, lift_jax.answering, ...) instead. The one
-exception: an eval entry point (niah, squad, loogle) imports the command line they share, lift_jax.eval.cli."""
+module (lift_jax.absorb, lift_jax.ask, lift_jax.synth.__main__, lift_jax.export.__main__, the eval entry points
+niah, squad and loogle), not even another command line; they import the library (lift_jax.absorbing,
+lift_jax.answering, lift_jax.eval.harness, ...) instead."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "lift_jax"
-SHARED_EVAL_CLI = "lift_jax.eval.cli"
 
 
 def _module_name(path: Path, keep_init: bool = False) -> str:
@@ -34,7 +33,7 @@ def _is_command_line(path: Path, tree: ast.Module) -> bool:
 
 
 def _command_line_modules() -> set[str]:
-    found = {SHARED_EVAL_CLI}
+    found = set()
     for path in PACKAGE.rglob("*.py"):
         if _is_command_line(path, ast.parse(path.read_text())):
             found.add(_module_name(path))
@@ -77,28 +76,44 @@ def _sources() -> list[tuple[str, str, str]]:
 def test_command_line_modules_are_found():
     clis = _command_line_modules()
     assert {"lift_jax.absorb", "lift_jax.ask", "lift_jax.synth.__main__", "lift_jax.export.__main__",
-            "lift_jax.eval.cli", "lift_jax.eval.niah", "lift_jax.eval.squad", "lift_jax.eval.loogle"} <= clis
-    assert "lift_jax.absorbing" not in clis and "lift_jax.answering" not in clis
+            "lift_jax.eval.niah", "lift_jax.eval.squad", "lift_jax.eval.loogle"} <= clis
+    libraries = {"lift_jax.absorbing", "lift_jax.answering", "lift_jax.cli", "lift_jax.eval.harness",
+                 "lift_jax.eval.squad_benchmark", "lift_jax.eval.niah_benchmark", "lift_jax.eval.loogle_benchmark"}
+    assert not libraries & clis
+
+
+def _offenders(sources: list[tuple[str, str, str]], clis: set[str]) -> list[str]:
+    """`label:line imports module` for every import of a command-line module in `sources` but a module's own."""
+    offenders = []
+    for label, anchor, source in sources:
+        name = anchor.removesuffix(".__init__")
+        offenders += [f"{label}:{line} imports {module}" for line, module in _imported(ast.parse(source), anchor)
+                      if module in clis and module != name]
+    return offenders
 
 
 def test_nothing_in_the_package_benchmarks_or_notebook_imports_a_command_line_module():
-    clis = _command_line_modules()
-    offenders = []
-    for label, anchor, source in _sources():
-        name = anchor.removesuffix(".__init__")
-        for line, module in _imported(ast.parse(source), anchor):
-            if module not in clis or module == name:
-                continue
-            if module == SHARED_EVAL_CLI and name in clis:
-                continue  # an eval entry point uses the command line the three share
-            offenders.append(f"{label}:{line} imports {module}")
+    offenders = _offenders(_sources(), _command_line_modules())
     assert not offenders, "a library module imports a command line; import the library instead:\n" + "\n".join(
         offenders)
 
 
+def test_a_planted_import_of_a_command_line_is_reported():
+    clis = _command_line_modules()
+    planted = [
+        ("lift_jax/eval/harness.py", "lift_jax.eval.harness", "from lift_jax.eval.squad import main\n"),
+        ("lift_jax/eval/niah.py", "lift_jax.eval.niah", "x = 1\nfrom . import loogle\n"),  # a CLI importing a CLI
+        ("benchmarks/ttft.py", "benchmarks.ttft", "import lift_jax.ask\n"),
+        ("lift_jax/eval/squad.py", "lift_jax.eval.squad", "from lift_jax.eval.harness import run_from_args\n"),
+    ]
+    assert _offenders(planted, clis) == ["lift_jax/eval/harness.py:1 imports lift_jax.eval.squad",
+                                         "lift_jax/eval/niah.py:2 imports lift_jax.eval.loogle",
+                                         "benchmarks/ttft.py:1 imports lift_jax.ask"]
+
+
 def test_the_walk_catches_every_import_form():
     tree = ast.parse("import lift_jax.ask as a\nfrom lift_jax import absorb\nfrom lift_jax.synth import __main__\n"
-                     "from . import cli\n")
+                     "from . import squad\n")
     imported = {module for _, module in _imported(tree, "lift_jax.eval.harness")}
-    assert {"lift_jax.ask", "lift_jax.absorb", "lift_jax.synth.__main__", "lift_jax.eval.cli"} <= imported
-    assert ("lift_jax.eval.cli" in {m for _, m in _imported(ast.parse("from .eval import cli"), "lift_jax.__init__")})
+    assert {"lift_jax.ask", "lift_jax.absorb", "lift_jax.synth.__main__", "lift_jax.eval.squad"} <= imported
+    assert "lift_jax.eval.niah" in {m for _, m in _imported(ast.parse("from .eval import niah"), "lift_jax.__init__")}

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from lift_jax.models import load
 from lift_jax.models.bundled import gemma3_270m_gguf, smollm2_gguf
+from lift_jax.models.gguf_parse import sharing_parses
 from lift_jax.sampling import SamplingParams, generate_ids
 
 pytestmark = pytest.mark.slow
@@ -23,9 +24,8 @@ PROMPTS = ["The capital of France is", "Once upon a time, in a small village by 
 def test_gguf_logits_and_greedy_tokens_match_transformers(locate):
     path: Path = locate()
     ours = load(path)
-    ref = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32
-    ).eval()
+    with sharing_parses():  # transformers reads the same file; its header is parsed once, by `load`
+        ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
     ids = [ours.tokenizer(p)["input_ids"] for p in PROMPTS]
 
     logits = np.asarray(jax.jit(lambda m, x: m(x))(ours.module, np.asarray([ids[1]])))

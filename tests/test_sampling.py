@@ -196,10 +196,12 @@ def test_greedy_batch_equals_transformers_generate_on_smollm2():
     from transformers import AutoModelForCausalLM
 
     from lift_jax.models.bundled import smollm2_gguf
+    from lift_jax.models.gguf_parse import sharing_parses
 
     path = smollm2_gguf()
     ours = load(path)
-    ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    with sharing_parses():  # transformers reads the same file; its header is parsed once, by `load`
+        ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
     questions = ["What is LIFT?", "Name three rivers in Europe and say which one is the longest, briefly.", "Hi!"]
     prompts = [
         ours.tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)

@@ -21,6 +21,24 @@ from lift_jax.judge import judge_config
 
 BASE_MODEL_METHODS = ("base", "icl")  # answered by the untouched base model, no absorb
 ICL_SUFFIX = "+icl"
+_HARNESS_USAGE = """
+Fields (each `--config.<field>=VALUE`): data (benchmark file or folder), max_documents (first N; 0 = all),
+methods (comma list of: base (the untouched model, no document), icl (truncated ICL with the base model), an
+absorb method ({absorbed}: its adapter, no document), or an absorb method + icl (its adapter and the truncated
+document, e.g. lift+icl)), output_dir, judge.enabled (+ judge.base_url, judge.model, ...), eval.* (answer batch
+size, shared caches, checkpoint clean-up), and every absorb field: model_path, generator.*, lora.*, train.*,
+ask.* (max_new_tokens, context_tokens: the truncated-ICL window of icl and every +icl method, 0 = the model's),
+mesh.*.
+
+Writes output_dir/predictions.jsonl (one line per question and method), summary.json, summary.md, eval.log and
+one absorb run per document and method in output_dir/runs/. Rerunning the same command resumes: finished
+(document, method) pairs are skipped, errored answers are retried.
+"""
+
+
+def harness_usage() -> str:
+    """The `--help` text every benchmark's command line ends with: the harness fields and what a run writes."""
+    return _HARNESS_USAGE.format(absorbed=", ".join(absorb_config.METHODS))
 
 
 def eval_methods() -> tuple[str, ...]:

@@ -31,17 +31,25 @@ import ml_collections
 
 from lift_jax.absorbing import Timing, absorb_document, prepare, prompt_format
 from lift_jax.answering import Answerer, ask_sampling
+from lift_jax.cli import enable_compilation_cache, parse_config_args
 from lift_jax.config import with_method_defaults
 from lift_jax.eval.adapters import base_model
 from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem
-from lift_jax.eval.config import BASE_MODEL_METHODS, absorb_method, check_eval_config, generates_qa, reads_document
+from lift_jax.eval.config import (
+    BASE_MODEL_METHODS,
+    absorb_method,
+    check_eval_config,
+    generates_qa,
+    harness_usage,
+    reads_document,
+)
 from lift_jax.eval.metrics import Scorer
 from lift_jax.eval.qa_share import coverage, link_shared_cache
-from lift_jax.eval.records import PredictionStore, is_error
+from lift_jax.eval.records import SUMMARY_MD, PredictionStore, is_error
 from lift_jax.eval.report import write_report
 from lift_jax.eval.window import Placement, place_questions
 from lift_jax.judge import JudgeItem, judge
-from lift_jax.logfile import logging_to
+from lift_jax.logfile import log_to_stderr, logging_to
 from lift_jax.models import LoadedModel
 from lift_jax.peft_io import import_peft_adapter
 from lift_jax.producer import check_generator
@@ -305,3 +313,19 @@ def run_benchmark(
     output_dir.mkdir(parents=True, exist_ok=True)
     with logging_to(output_dir / "eval.log"):
         return evaluator.run(docs)
+
+
+def run_from_args(
+    argv: Sequence[str],
+    default_config: str,
+    usage: str,
+    make_benchmark: Callable[[ml_collections.ConfigDict], Benchmark],
+) -> str:
+    """What a benchmark's command line does: parse `--config NAME` / `--config.<field>=VALUE` / `--help` (which
+    prints `usage` and the harness fields, exit 0) against `default_config`, turn on the persistent compilation
+    cache and progress on stderr, run the benchmark; returns summary.md's text. Bad input raises a LiftError."""
+    cfg = parse_config_args(argv, default_config, usage + harness_usage())
+    enable_compilation_cache()
+    log_to_stderr()
+    run_benchmark(cfg, make_benchmark(cfg))
+    return (Path(cfg.output_dir) / SUMMARY_MD).read_text()

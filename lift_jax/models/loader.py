@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from lift_jax.errors import ConfigError
 from lift_jax.models import bundled
 from lift_jax.models.families import ModelFamily
+from lift_jax.models.gguf_parse import sharing_parses
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config
 from lift_jax.models.transformer import Transformer
 from lift_jax.models.weight_files import CheckpointError, read_gguf, read_safetensors_dir
@@ -102,7 +103,8 @@ def load_hf_config(source: CheckpointSource) -> Any:
     from transformers import AutoConfig
 
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    return AutoConfig.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
+    with sharing_parses():
+        return AutoConfig.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
 
 
 def load_tokenizer(source: CheckpointSource) -> Any | None:
@@ -114,7 +116,8 @@ def load_tokenizer(source: CheckpointSource) -> Any | None:
         return None
 
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    return AutoTokenizer.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
+    with sharing_parses():
+        return AutoTokenizer.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
 
 
 def hf_name_to_path(name: str, family: ModelFamily) -> tuple[tuple[str | int, ...], bool] | None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from lift_jax.errors import LiftError
 from lift_jax.models.families import LLAMA_CPP_BLOCK_NAMES, ModelFamily, family_of_llama_cpp_arch
+from lift_jax.models.gguf_parse import parsed_gguf
 
 _SAFETENSORS_DTYPES = {
     "F64": np.float64,
@@ -110,7 +111,7 @@ def read_gguf(path: Path, num_heads: int, num_kv_heads: int) -> Iterator[tuple[s
     """Yield (Hugging Face name, float32 array) from a GGUF file, dequantizing one tensor at a time."""
     import gguf
 
-    reader = gguf.GGUFReader(path)
+    reader = parsed_gguf(path)
     family = family_of_llama_cpp_arch(reader.fields["general.architecture"].contents())
     for tensor in reader.tensors:
         hf_name = _gguf_to_hf_name(tensor.name, family)
