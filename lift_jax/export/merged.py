@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 from flax import nnx
@@ -22,7 +21,7 @@ from lift_jax.export.run_adapter import RunAdapter
 from lift_jax.export.safetensors_writer import StreamingSafetensorsWriter
 from lift_jax.models.loader import CheckpointSource, hf_name_to_path, load_hf_config, load_tokenizer, resolve_source
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config, text_decoder_config
-from lift_jax.models.transformer import Transformer
+from lift_jax.models.transformer import abstract_transformer
 from lift_jax.models.weight_files import read_gguf, read_safetensors_dir
 
 MERGED_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
@@ -37,7 +36,7 @@ def hf_weight_name(path: tuple[str | int, ...]) -> str:
 
 def decoder_layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """{Hugging Face name: Hugging Face shape} of every weight of the decoder `spec` describes."""
-    module = nnx.eval_shape(lambda: Transformer(spec, dtype=jnp.float32, rngs=nnx.Rngs(0)))
+    module = abstract_transformer(spec)
     layout = {}
     for path, node in nnx.iter_graph(module):
         if isinstance(node, nnx.Param):

@@ -6,13 +6,20 @@ Weights keep Hugging Face's names; a projection's `kernel` is HF's `weight` tran
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from lift_jax.models.spec import ModelSpec, RopeSpec
+
+
+class KeySource(Protocol):
+    """Where layers draw their initialisation keys: `nnx.Rngs`, or `transformer.KeyStream` for shape-only
+    construction."""
+
+    def params(self) -> jax.Array: ...
 
 
 def _zeros_init(shape: tuple[int, ...], dtype: jnp.dtype) -> jax.Array:
@@ -56,7 +63,7 @@ class Dense(nnx.Module):
     """y = x @ kernel (+ bias). The base weights of every linear layer that LoRA can adapt."""
 
     def __init__(
-        self, in_features: int, out_features: int, *, use_bias: bool, dtype: jnp.dtype, rngs: nnx.Rngs
+        self, in_features: int, out_features: int, *, use_bias: bool, dtype: jnp.dtype, rngs: KeySource
     ):
         init = nnx.initializers.lecun_normal()
         self.in_features = in_features
@@ -263,7 +270,7 @@ def cached_attention(
 class Attention(nnx.Module):
     """Multi-head attention with GQA, optional q/k norms, logit soft-capping and sliding window."""
 
-    def __init__(self, spec: ModelSpec, layer: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+    def __init__(self, spec: ModelSpec, layer: int, *, dtype: jnp.dtype, rngs: KeySource):
         h, n, kv, d = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
         self.num_heads, self.num_kv_heads, self.head_dim = n, kv, d
         self.scale = spec.query_scale
@@ -349,7 +356,7 @@ _ACTIVATION_FNS = {
 class GatedMLP(nnx.Module):
     """down(act(gate(x)) * up(x)): SwiGLU for Llama/Qwen, GeGLU for Gemma."""
 
-    def __init__(self, spec: ModelSpec, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+    def __init__(self, spec: ModelSpec, *, dtype: jnp.dtype, rngs: KeySource):
         h, f = spec.hidden_size, spec.intermediate_size
         self.act = _ACTIVATION_FNS[spec.activation]
         self.gate_proj = Dense(h, f, use_bias=spec.mlp_bias, dtype=dtype, rngs=rngs)

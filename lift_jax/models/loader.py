@@ -23,7 +23,7 @@ from lift_jax.models import bundled
 from lift_jax.models.families import ModelFamily
 from lift_jax.models.gguf_parse import sharing_parses
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config
-from lift_jax.models.transformer import Transformer
+from lift_jax.models.transformer import Transformer, abstract_transformer
 from lift_jax.models.weight_files import CheckpointError, read_gguf, read_safetensors_dir
 from lift_jax.sharding import param_sharding
 
@@ -169,7 +169,7 @@ def load(
     jdtype = resolve_dtype(dtype)
     hf_config = load_hf_config(source)
     spec = spec_from_hf_config(hf_config)
-    module = nnx.eval_shape(lambda: Transformer(spec, dtype=jdtype, rngs=nnx.Rngs(0)))
+    module = abstract_transformer(spec, jdtype)
     variables = _variables_by_path(module)
     filled: set[tuple[str | int, ...]] = set()
     tensors = _tensors(source, spec)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lift_jax.models.layers import Attention, Dense, GatedMLP, LayerCache, PackedRows, RMSNorm
+from lift_jax.models.layers import Attention, Dense, GatedMLP, KeySource, LayerCache, PackedRows, RMSNorm
 from lift_jax.models.spec import ModelSpec
 
 NLL_CHUNK = 256  # positions per slice of the output head in `Transformer.token_loss`
@@ -111,7 +111,7 @@ chunked_loss.defvjp(_chunked_loss_fwd, _chunked_loss_bwd)
 class DecoderLayer(nnx.Module):
     """Pre-norm block; Gemma adds a norm after attention and around the feed-forward."""
 
-    def __init__(self, spec: ModelSpec, layer: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+    def __init__(self, spec: ModelSpec, layer: int, *, dtype: jnp.dtype, rngs: KeySource):
         norm = {"eps": spec.rms_norm_eps, "offset": spec.norm_offset, "dtype": dtype}
         self.self_attn = Attention(spec, layer, dtype=dtype, rngs=rngs)
         self.mlp = GatedMLP(spec, dtype=dtype, rngs=rngs)
@@ -144,7 +144,7 @@ class DecoderLayer(nnx.Module):
 class Embedding(nnx.Module):
     """Token embedding table [vocab, hidden], also the tied output head."""
 
-    def __init__(self, vocab: int, hidden: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+    def __init__(self, vocab: int, hidden: int, *, dtype: jnp.dtype, rngs: KeySource):
         self.weight = nnx.Param(jax.random.normal(rngs.params(), (vocab, hidden), dtype) * 0.02)
 
     def __call__(self, ids: jax.Array) -> jax.Array:
@@ -154,7 +154,7 @@ class Embedding(nnx.Module):
 class Transformer(nnx.Module):
     """Decoder-only LM. `module(input_ids) -> logits [batch, seq, vocab]` (float32)."""
 
-    def __init__(self, spec: ModelSpec, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, spec: ModelSpec, *, dtype: jnp.dtype = jnp.float32, rngs: KeySource):
         self.spec = spec
         self.dtype = dtype
         self.embed_tokens = Embedding(spec.vocab_size, spec.hidden_size, dtype=dtype, rngs=rngs)
@@ -269,3 +269,24 @@ class Transformer(nnx.Module):
         only: later slots must be empty. A traced index reads every slot (empty ones are masked)."""
         hidden, cache = self.hidden_states(input_ids, positions, attention_mask, cache, cache_index)
         return self.logits(hidden), cache
+
+
+class KeyStream:
+    """Initialisation keys fold_in(seed key, 0, 1, ...) with the count kept in Python. Unlike nnx.Rngs, drawing
+    one inside a trace adds no counter update to it: under `nnx.eval_shape` each nnx.Rngs draw walks the whole
+    trace built so far (jax's tracer error text), about 5 s for a 30-layer model on a CPU."""
+
+    def __init__(self, seed: int):
+        self._key = jax.random.key(seed)
+        self._count = 0
+
+    def params(self) -> jax.Array:
+        """The next key."""
+        self._count += 1
+        return jax.random.fold_in(self._key, self._count - 1)
+
+
+def abstract_transformer(spec: ModelSpec, dtype: jnp.dtype = jnp.float32) -> Transformer:
+    """The model `spec` describes with shape-only parameters (nothing computed or allocated), to fill from a
+    checkpoint."""
+    return nnx.eval_shape(lambda: Transformer(spec, dtype=dtype, rngs=KeyStream(0)))
