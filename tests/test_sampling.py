@@ -185,39 +185,3 @@ def test_sampled_first_tokens_follow_the_model_distribution(tiny_checkpoints):
     assert (want > 0).sum() >= 2, "the test needs a nucleus of several tokens"
     assert np.abs(got - want).max() < 5 * np.sqrt(0.25 / rows), (got[want > 0], want[want > 0])
     assert got[want == 0].sum() == 0
-
-
-@pytest.mark.slow
-def test_greedy_batch_equals_transformers_generate_on_smollm2():
-    """Mixed-length chat prompts decoded as one left-padded batch: token for token what transformers
-    `generate` produces for the same padded batch from the same GGUF file, in float32 (no stop token on
-    either side, so rows run past their end of turn)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from lift_jax.models.bundled import smollm2_gguf
-    from lift_jax.models.gguf_parse import sharing_parses
-
-    path = smollm2_gguf()
-    ours = load(path)
-    with sharing_parses():  # transformers reads the same file; its header is parsed once, by `load`
-        ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
-    questions = ["What is LIFT?", "Name three rivers in Europe and say which one is the longest, briefly.", "Hi!"]
-    prompts = [
-        ours.tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)
-        for q in questions
-    ]
-    prompts = [list(p["input_ids"] if hasattr(p, "keys") else p) for p in prompts]
-    assert len({len(p) for p in prompts}) == len(prompts)
-    steps, pad = 24, ours.tokenizer.pad_token_id
-    got = generate_ids(ours.module, prompts, SamplingParams(max_new_tokens=steps), stop_ids=[], pad_id=pad)
-
-    width = max(len(p) for p in prompts)
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    ref.generation_config.eos_token_id = None  # like stop_ids=[]: no stop, and no EOS suppression either
-    with torch.no_grad():
-        want = ref.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=steps, do_sample=False, pad_token_id=pad
-        )[:, width:]
-    assert got == want.tolist()
