@@ -22,3 +22,7 @@ class MissingInputError(LiftError, FileNotFoundError):
 
 class CorruptFileError(LiftError, ValueError):
     """A file of a run or an evaluation is damaged beyond what a crash leaves (more than a torn last line)."""
+
+
+class CheckpointError(LiftError, ValueError):
+    """A checkpoint file is missing, malformed or inconsistent."""

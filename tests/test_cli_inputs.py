@@ -94,6 +94,8 @@ def _absorb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--config.document=empty.txt"], "error: document empty.txt is empty"),
         (["--config.document=dots.txt"], "error: document dots.txt has no words"),
         (["--config.document=doc.txt", "--config.model_path=/nowhere/model"], "error: model path /nowhere/model"),
+        (["--config.document=doc.txt", "--config.model_path=noise.gguf"], "noise.gguf is not a readable GGUF file"),
+        (["--config.document=doc.txt", "--config.model_path=cut.gguf"], "cut.gguf is not a readable GGUF file"),
         (["--config.document=doc.txt", "--config.train.bogus=1"], "error: unknown config key 'train.bogus'"),
         (["--config.document=doc.txt", "--config.method=magic"], "error: method 'magic' is unknown"),
         (
@@ -112,12 +114,15 @@ def test_absorb_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, extra, me
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "dots.txt").write_text(". . .\n\n!!! ???\n")
     (tmp_path / "doc.txt").write_text("A short document. It has two sentences.")
+    (tmp_path / "noise.gguf").write_bytes(bytes(range(256)) * 20)  # not GGUF at all
+    (tmp_path / "cut.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")  # a GGUF header cut after its version
     out = _absorb(
         "--config", str(REPO / "configs" / "smollm2_135m.py"), "--config.output_dir=run", *extra, cwd=tmp_path
     )
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and lines[0].startswith(message), out.stderr[-2000:]
+    assert len(lines) == 1, out.stderr[-2000:]
+    assert lines[0].startswith(message) or message in lines[0] and not message.startswith("error:"), lines[0]
     assert not (tmp_path / "run").exists()
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lift_jax.errors import CheckpointError
+
 
 @functools.lru_cache(maxsize=1)
 def _plain_array_reader() -> type:
@@ -40,12 +42,18 @@ def _plain_array_reader() -> type:
 
 @functools.lru_cache(maxsize=4)
 def _parse(path: str, mtime_ns: int, size: int) -> Any:
-    return _plain_array_reader()(path)
+    try:
+        return _plain_array_reader()(path)
+    except Exception as e:  # gguf raises ValueError, struct and index errors alike on a file it cannot read
+        raise CheckpointError(
+            f"{path} is not a readable GGUF file ({type(e).__name__}: {e}); pass a .gguf model file, a Hugging "
+            "Face directory or bundled:<name>"
+        ) from e
 
 
 def parsed_gguf(path: str | os.PathLike[str]) -> Any:
     """The gguf.GGUFReader of `path`, parsed once per process while the file's modification time and size stay
-    the same (a rewritten file is parsed again)."""
+    the same (a rewritten file is parsed again). A file that is not GGUF is a CheckpointError."""
     resolved = Path(path).resolve()
     stat = resolved.stat()
     return _parse(str(resolved), stat.st_mtime_ns, stat.st_size)

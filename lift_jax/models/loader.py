@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from lift_jax.errors import ConfigError
 from lift_jax.models import bundled
 from lift_jax.models.families import ModelFamily
-from lift_jax.models.gguf_parse import sharing_parses
+from lift_jax.models.gguf_parse import parsed_gguf, sharing_parses
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config
 from lift_jax.models.transformer import Transformer, abstract_transformer
 from lift_jax.models.weight_files import CheckpointError, read_gguf, read_safetensors_dir
@@ -167,6 +167,8 @@ def load(
     """
     source = resolve_source(path)
     jdtype = resolve_dtype(dtype)
+    if source.gguf_file:
+        parsed_gguf(source.directory / source.gguf_file)  # a clear error for a file that is not GGUF, first
     hf_config = load_hf_config(source)
     spec = spec_from_hf_config(hf_config)
     module = abstract_transformer(spec, jdtype)

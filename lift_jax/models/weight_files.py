@@ -13,7 +13,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from lift_jax.errors import LiftError
+from lift_jax.errors import CheckpointError
 from lift_jax.models.families import LLAMA_CPP_BLOCK_NAMES, ModelFamily, family_of_llama_cpp_arch
 from lift_jax.models.gguf_parse import parsed_gguf
 
@@ -29,10 +29,6 @@ _SAFETENSORS_DTYPES = {
     "U8": np.uint8,
     "BOOL": np.bool_,
 }
-
-
-class CheckpointError(LiftError, ValueError):
-    """A checkpoint file is missing, malformed or inconsistent."""
 
 
 def safetensors_files(model_dir: Path) -> list[Path]:
