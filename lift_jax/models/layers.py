@@ -388,20 +388,30 @@ def packed_attention(
         qpos = jax.lax.dynamic_slice_in_dim(positions, first, PACKED_BLOCK)[None]
         qseg = jax.lax.dynamic_slice_in_dim(segments, first, PACKED_BLOCK)
         mask = attention_mask(qpos, kpos[None], kpos[None] >= 0, window)[0] & (kseg[None] == qseg[:, None])
-        scores = _dot("kqd,ksd->kqs", qb, ks, jnp.float32)
+        # Key chunks no query of the block sees (other segments; most of the span for a segment's early blocks)
+        # are skipped: their scores are masked anyway and their probabilities are exactly 0.
+        chunks = [slice(c, c + PACKED_BLOCK) for c in range(0, span + PACKED_BLOCK, PACKED_BLOCK)]
+        needed = [jnp.any(mask[:, c]) for c in chunks]
+        empty = jnp.zeros((kv_heads, groups * PACKED_BLOCK, PACKED_BLOCK), jnp.float32)
+        parts = [
+            jax.lax.cond(need, lambda c=c: _dot("kqd,ksd->kqs", qb, ks[:, c], jnp.float32), lambda: empty)
+            for c, need in zip(chunks, needed, strict=True)
+        ]
         if opening:
             seen = attention_mask(qpos, shared_pos[None], shared_pos[None] >= 0, window)[0]
             mask = jnp.concatenate([seen, mask], axis=-1)
-            scores = jnp.concatenate([_dot("kqd,kds->kqs", qb, shared_k, jnp.float32), scores], axis=-1)
-        scores = scores * scale
+            parts.insert(0, _dot("kqd,kds->kqs", qb, shared_k, jnp.float32))
+        scores = jnp.concatenate(parts, axis=-1) * scale
         if softcap is not None:
             scores = jnp.tanh(scores / softcap) * softcap
         scores = scores.reshape(kv_heads, groups, PACKED_BLOCK, -1)
         scores = jnp.where(mask[None, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).reshape(kv_heads, groups * PACKED_BLOCK, -1).astype(v.dtype)
-        out = _dot("kqs,ksd->kqd", probs[..., opening:], vs, v.dtype)
-        if opening:
-            out = out + _dot("kqs,ksd->kqd", probs[..., :opening], shared_v, v.dtype)
+        out = _dot("kqs,ksd->kqd", probs[..., :opening], shared_v, v.dtype) if opening else jnp.zeros_like(qb)
+        none = jnp.zeros_like(out)
+        for c, need in zip(chunks, needed, strict=True):
+            own = probs[..., opening + c.start : opening + c.stop]
+            out = out + jax.lax.cond(need, lambda c=c, p=own: _dot("kqs,ksd->kqd", p, vs[:, c], v.dtype), lambda: none)
         return out
 
     out = jax.lax.map(block, (jnp.arange(blocks, dtype=jnp.int32), q))  # [blocks, kv, groups * B, d]
