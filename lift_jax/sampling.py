@@ -72,9 +72,10 @@ class Prefill:
     """A batch of prompts laid out for one prefill with no repeated work.
 
     Every row starts with `prefix` (computed once, at batch 1). The rest of each distinct row is packed into
-    one stream, `tokens` / `positions` [n]; rows holding the same tokens share them. Attention sees the rows
-    left-padded to `width` cells: `source`, `cell_positions` and `segments` are `layers.PackedRows`'s arrays,
-    and `last` [batch] is the packed index of each row's last token.
+    one stream, `tokens` / `positions` [n]; rows holding the same tokens share them, and attention runs on
+    the stream within each distinct prompt (`segments`). The cache holds the rows left-padded to `width`
+    cells: `source`, `cell_positions` and `segments` are `layers.PackedRows`'s arrays, and `last` [batch] is
+    the packed index of each row's last token.
     """
 
     prefix: np.ndarray
