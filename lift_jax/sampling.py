@@ -72,9 +72,10 @@ class Prefill:
     """A batch of prompts laid out for one prefill with no repeated work.
 
     Every row starts with `prefix` (computed once, at batch 1). The rest of each distinct row is packed into
-    one stream, `tokens` / `positions` [n]; rows holding the same tokens share them. Attention sees the rows
-    left-padded to `width` cells: `source`, `cell_positions` and `target` are `layers.PackedRows`'s arrays,
-    and `last` [batch] is the packed index of each row's last token.
+    one stream, `tokens` / `positions` [n]; rows holding the same tokens share them, and attention runs on
+    the stream within each distinct prompt (`segments`). The cache holds the rows left-padded to `width`
+    cells: `source`, `cell_positions` and `segments` are `layers.PackedRows`'s arrays, and `last` [batch] is
+    the packed index of each row's last token.
     """
 
     prefix: np.ndarray
@@ -82,7 +83,7 @@ class Prefill:
     positions: np.ndarray
     source: np.ndarray
     cell_positions: np.ndarray
-    target: np.ndarray
+    segments: np.ndarray
     last: np.ndarray
 
     @property
@@ -108,7 +109,7 @@ def plan_prefill(prompts: Sequence[Sequence[int]], prefix: Sequence[int], batch:
     n = prompt_bucket(int(offsets[-1]), step=PACK_STEP)
     tokens = np.full((n,), pad_id, np.int32)
     positions = np.zeros((n,), np.int32)
-    target = np.zeros((n,), np.int32)
+    segments = np.full((n,), -1, np.int32)
     source = np.zeros((batch, width), np.int32)
     cell_positions = np.full((batch, width), -1, np.int32)
     last = np.zeros((batch,), np.int32)
@@ -124,8 +125,8 @@ def plan_prefill(prompts: Sequence[Sequence[int]], prefix: Sequence[int], batch:
             placed.add(d)
             tokens[packed] = row
             positions[packed] = start + np.arange(length)
-            target[packed] = r * width + np.arange(width - length, width)
-    return Prefill(full_prefix, tokens, positions, source, cell_positions, target, last)
+            segments[packed] = d
+    return Prefill(full_prefix, tokens, positions, source, cell_positions, segments, last)
 
 
 @functools.partial(
@@ -140,7 +141,7 @@ def _decode(
     positions: jax.Array,
     source: jax.Array,
     cell_positions: jax.Array,
-    target: jax.Array,
+    segments: jax.Array,
     last: jax.Array,
     stop_ids: jax.Array,
     line_ids: jax.Array,
@@ -165,7 +166,7 @@ def _decode(
         cache = jax.tree.map(lambda x: jnp.repeat(x, batch, axis=0), prefix_cache)
     else:
         cache = module.init_cache(batch, slots)
-    rows = PackedRows(source, cell_positions, target, shared)
+    rows = PackedRows(source, cell_positions, segments, shared)
     hidden, cache = module.hidden_states(tokens[None], positions[None], None, cache, rows)
     logits = module.logits(hidden[0][last])
     prompt_len = shared + width
@@ -230,7 +231,7 @@ def generate_with_logprobs(
     batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
     plan = plan_prefill(prompts, prefix, batch, pad_id)
     graphdef, state = nnx.split(module)
-    arrays = (plan.prefix, plan.tokens, plan.positions, plan.source, plan.cell_positions, plan.target, plan.last)
+    arrays = (plan.prefix, plan.tokens, plan.positions, plan.source, plan.cell_positions, plan.segments, plan.last)
     out, lengths, top_values, top_ids = _decode(
         graphdef,
         state,

@@ -10,6 +10,7 @@ from flax import nnx
 from tiny_models import VOCAB
 
 from lift_jax.models import load
+from lift_jax.models.layers import packed_attention
 from lift_jax.sampling import (
     PREFIX_BLOCK,
     SamplingParams,
@@ -185,3 +186,42 @@ def test_sampled_first_tokens_follow_the_model_distribution(tiny_checkpoints):
     assert (want > 0).sum() >= 2, "the test needs a nucleus of several tokens"
     assert np.abs(got - want).max() < 5 * np.sqrt(0.25 / rows), (got[want > 0], want[want > 0])
     assert got[want == 0].sum() == 0
+
+
+@pytest.mark.parametrize(("window", "softcap", "opening"), [(None, None, 5), (7, 30.0, 5), (None, None, 0)])
+def test_packed_attention_equals_dense_masked_attention(window, softcap, opening):
+    """Blocked attention on a packed stream (segments spanning several blocks, padding at the end, key chunks
+    skipped) equals one dense softmax over the opening and each token's own segment."""
+    rng = np.random.RandomState(3)
+    lengths, heads, kv_heads, d = [150, 1, 70, 33], 4, 2, 8
+    n = 320  # five blocks of 64; the 254 real tokens are followed by padding (segment -1)
+    segments = np.full(n, -1, np.int32)
+    positions = np.zeros(n, np.int32)
+    start = 0
+    for s, length in enumerate(lengths):
+        segments[start : start + length] = s
+        positions[start : start + length] = opening + np.arange(length)
+        start += length
+    q, k, v = (rng.randn(n, h, d).astype(np.float32) for h in (heads, kv_heads, kv_heads))
+    shared_k, shared_v = rng.randn(kv_heads, opening, d).astype(np.float32), rng.randn(kv_heads, opening, d)
+    shared_pos = np.arange(opening, dtype=np.int32)
+    got = packed_attention(
+        jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(positions), jnp.asarray(segments),
+        (jnp.asarray(shared_k.transpose(0, 2, 1)), jnp.asarray(shared_v, jnp.float32), jnp.asarray(shared_pos)),
+        192, window, 0.3, softcap,  # span: the longest segment (150) rounded up to whole blocks
+    )
+    keys = np.concatenate([shared_k, k.transpose(1, 0, 2)], axis=1)  # [kv, opening + n, d]
+    values = np.concatenate([shared_v, v.transpose(1, 0, 2)], axis=1)
+    key_pos = np.concatenate([shared_pos, positions])
+    key_seg = np.concatenate([np.full(opening, -3), segments])
+    scores = np.einsum("nkgd,ksd->nkgs", q.reshape(n, kv_heads, heads // kv_heads, d), keys) * 0.3
+    if softcap is not None:
+        scores = np.tanh(scores / softcap) * softcap
+    visible = (key_pos[None] <= positions[:, None]) & ((key_seg[None] == segments[:, None]) | (key_seg[None] == -3))
+    if window is not None:
+        visible &= key_pos[None] > positions[:, None] - window
+    scores = np.where(visible[:, None, None], scores, -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    want = np.einsum("nkgs,ksd->nkgd", probs / probs.sum(-1, keepdims=True), values).reshape(n, heads, d)
+    real = segments >= 0
+    np.testing.assert_allclose(np.asarray(got)[real], want[real], atol=2e-5)

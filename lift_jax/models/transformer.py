@@ -244,14 +244,14 @@ class Transformer(nnx.Module):
         return self.logits(hidden)
 
     def init_cache(self, batch: int, slots: int, dtype: jnp.dtype | None = None) -> list[LayerCache]:
-        """An empty KV cache with `slots` positions per sequence (k/v [batch, kv_heads, slots, head_dim])."""
+        """An empty KV cache with `slots` positions per sequence (k [batch, kv_heads, head_dim, slots],
+        v [batch, kv_heads, slots, head_dim])."""
         spec = self.spec
         shape = (batch, spec.num_kv_heads, slots, spec.head_dim)
+        keys = (batch, spec.num_kv_heads, spec.head_dim, slots)
         dtype = dtype or self.dtype
         return [
-            LayerCache(
-                jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.full((batch, slots), -1, jnp.int32)
-            )
+            LayerCache(jnp.zeros(keys, dtype), jnp.zeros(shape, dtype), jnp.full((batch, slots), -1, jnp.int32))
             for _ in range(spec.num_layers)
         ]
 
