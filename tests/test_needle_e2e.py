@@ -59,9 +59,10 @@ def test_lifted_smollm2_answers_the_needle_question_the_base_model_cannot(tmp_pa
             "--config.generator.qa_per_sentence=5", "--config.generator.json_mode=false",
             # a short haystack: few, small steps at a high lr so 135M parameters memorise the needle
             "--config.train.epochs=4", "--config.train.batch_size=4", "--config.train.lr=1e-3",
-            # one width bucket (the whole max_length): the step compiles for 2 shapes instead of 4; padding is
-            # masked, so the training is the same (bucketing itself is tested in test_train / test_batching)
-            "--config.train.min_bucket=256",
+            # one width bucket of 128 tokens (a chat-formatted pair here is under 100): the step compiles for 2
+            # shapes instead of 4 and packs half the padding; padding is masked and packing exact, so the
+            # training is the same (bucketing and packing are tested in test_train / test_batching)
+            "--config.train.max_length=128", "--config.train.min_bucket=128",
             "--config.ask.measure_first_token=false",
             cwd=tmp_path,
         )

@@ -48,6 +48,7 @@ def test_quickstart_notebook_executes(tmp_path, capsys):
                     cfg = namespace["cfg"]
                     cfg.document, cfg.train.epochs = str(short), 1
                     cfg.cd.holdout, cfg.cd.max_answer_tokens = 0.0, 16  # no held-out check, short teacher answers
+                    cfg.cd.max_questions_per_sentence, cfg.train.max_length = 2, 128
                     cfg.ask.measure_first_token = False  # the notebook's own answers show the adapter works
                     g = cfg.generator
                     g.kind, g.base_url, g.model, g.json_mode = "openai", server.base_url, "fake", False
