@@ -274,7 +274,8 @@ class Transformer(nnx.Module):
 class KeyStream:
     """Initialisation keys fold_in(seed key, 0, 1, ...) with the count kept in Python. Unlike nnx.Rngs, drawing
     one inside a trace adds no counter update to it: under `nnx.eval_shape` each nnx.Rngs draw walks the whole
-    trace built so far (jax's tracer error text), about 5 s for a 30-layer model on a CPU."""
+    trace built so far (jax's tracer error text): 2.3 s against 0.4 s for SmolLM2's 30 layers, measured on a
+    busy 2-core CPU."""
 
     def __init__(self, seed: int):
         self._key = jax.random.key(seed)
