@@ -1,5 +1,6 @@
-"""Shared fixtures. Eight simulated CPU devices so sharding tests can build real meshes. One XLA compilation
-cache for the whole session, shared by every process the session starts."""
+"""Shared fixtures. Eight simulated CPU devices so sharding tests can build real meshes (one XLA compute thread
+per pytest-xdist worker). One XLA compilation cache for the whole session, shared by every process the session
+starts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+_XLA_FLAGS = ["--xla_force_host_platform_device_count=8"]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # set by pytest-xdist before it loads this file
+    # One thread per worker for XLA's matmuls: scripts/test.sh starts one worker per core, and two workers whose
+    # thread pools each want both cores spend the difference waiting on each other (a 4-file subset: 180 s -> 151 s).
+    _XLA_FLAGS.append("--xla_cpu_multi_thread_eigen=false")
+os.environ.setdefault("XLA_FLAGS", " ".join(_XLA_FLAGS))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from synth_fault_server import FaultServer
+from xla_flags import xla_flags_with_devices
 
 from lift_jax.models.weight_files import read_safetensors
 
@@ -50,7 +51,7 @@ def launch(ws: dict[str, Path], server: FaultServer, processes: int, out: Path, 
         **os.environ,
         "PYTHON": sys.executable,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={8 // processes}",
+        "XLA_FLAGS": xla_flags_with_devices(8 // processes),
     }
     command = [
         "bash", str(SCRIPT), str(processes), "--config", str(CONFIG),

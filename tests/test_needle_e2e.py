@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from synth_fault_server import FaultServer
+from xla_flags import xla_flags_with_devices
 
 from lift_jax.eval.metrics import keywords_found
 from lift_jax.eval.niah_data import NEEDLE, QUESTION, NiahCell, build_documents, load_essays
@@ -34,7 +35,7 @@ NEEDLE_PAIRS = [
 
 
 def _run(*args: str, cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user runs it
+    env = {**os.environ, "XLA_FLAGS": xla_flags_with_devices(None)}  # one CPU device, as a user runs it
     out = subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1500
     )
