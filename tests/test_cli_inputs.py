@@ -94,8 +94,14 @@ def _absorb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--config.document=empty.txt"], "error: document empty.txt is empty"),
         (["--config.document=dots.txt"], "error: document dots.txt has no words"),
         (["--config.document=doc.txt", "--config.model_path=/nowhere/model"], "error: model path /nowhere/model"),
-        (["--config.document=doc.txt", "--config.model_path=noise.gguf"], "error: {dir}/noise.gguf is not a readable GGUF file"),
-        (["--config.document=doc.txt", "--config.model_path=cut.gguf"], "error: {dir}/cut.gguf is not a readable GGUF file"),
+        (
+            ["--config.document=doc.txt", "--config.model_path=noise.gguf"],
+            "error: {dir}/noise.gguf is not a readable GGUF file",
+        ),
+        (
+            ["--config.document=doc.txt", "--config.model_path=cut.gguf"],
+            "error: {dir}/cut.gguf is not a readable GGUF file",
+        ),
         (["--config.document=doc.txt", "--config.train.bogus=1"], "error: unknown config key 'train.bogus'"),
         (["--config.document=doc.txt", "--config.method=magic"], "error: method 'magic' is unknown"),
         (
