@@ -13,7 +13,7 @@ from pathlib import Path
 _XLA_FLAGS = ["--xla_force_host_platform_device_count=8"]
 if os.environ.get("PYTEST_XDIST_WORKER"):  # set by pytest-xdist before it loads this file
     # One thread per worker for XLA's matmuls: scripts/test.sh starts one worker per core, and two workers whose
-    # thread pools each want both cores spend the difference waiting on each other (a 4-file subset: 180 s -> 151 s).
+    # thread pools each want both cores spend the difference waiting on each other.
     _XLA_FLAGS.append("--xla_cpu_multi_thread_eigen=false")
 os.environ.setdefault("XLA_FLAGS", " ".join(_XLA_FLAGS))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
