@@ -103,6 +103,9 @@ def cd_config() -> ml_collections.ConfigDict:
     # What the teacher reads: {document} is the window, {question} the question (then the chat template). The
     # request for a short answer keeps the targets on the facts and the teacher's decode short.
     cd.teacher_prompt = TEACHER_PROMPT
+    # Comma-separated words the teacher never writes (their single-token spellings are masked at every step;
+    # the kept log-probs are renormalised over the rest): words pointing at the document the student lacks.
+    cd.suppress_words = ""
     return cd
 
 
@@ -139,6 +142,11 @@ def with_method_defaults(cfg: ml_collections.ConfigDict) -> ml_collections.Confi
     return cfg
 
 
+def suppressed_words(cd: ml_collections.ConfigDict) -> list[str]:
+    """The words of `cd.suppress_words` (comma-separated; empty entries ignored)."""
+    return [w.strip() for w in cd.suppress_words.split(",") if w.strip()]
+
+
 def validate_method(cfg: ml_collections.ConfigDict) -> None:
     """Reject an unknown training method (with the list of valid ones) and unusable cd settings."""
     if cfg.method not in METHODS:
@@ -158,6 +166,10 @@ def validate_method(cfg: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"cd.ce_weight must not be negative, got {cd.ce_weight}")
         if cd.fallback not in FALLBACKS:
             raise ConfigError(f"cd.fallback {cd.fallback!r} is unknown; use one of {', '.join(FALLBACKS)}")
+        for word in suppressed_words(cd):
+            if len(word.split()) != 1:
+                raise ConfigError(f"cd.suppress_words holds {word!r}; give single words separated by commas, "
+                                  "e.g. document,passage")
         try:
             fields = sorted({f for _, f, _, _ in string.Formatter().parse(cd.teacher_prompt) if f is not None})
         except ValueError as e:

@@ -147,6 +147,7 @@ def _decode(
     line_ids: jax.Array,
     pad_id: jax.Array,
     key: jax.Array,
+    suppress_ids: jax.Array,
     *,
     max_new_tokens: int,
     temperature: float,
@@ -181,6 +182,7 @@ def _decode(
 
     def body(carry: tuple) -> tuple:
         i, out, done, lines, lengths, logits, cache, pos, key, top_values, top_ids = carry
+        logits = logits.at[:, suppress_ids].set(-jnp.inf, mode="drop")  # ids past the vocabulary: no-op padding
         key, sub = jax.random.split(key)
         token = jnp.where(done, pad_id, _select(logits, sub, temperature, top_p))
         out = jax.lax.dynamic_update_slice(out, token[:, None], (0, i))
@@ -224,10 +226,21 @@ def generate_with_logprobs(
     line_break_ids: Sequence[int] = (),
     prefix: Sequence[int] = (),
     logprob_k: int = 0,
+    suppress_ids: Sequence[int] = (),
 ) -> list[Decoded]:
-    """`generate_ids` that also keeps the top-`logprob_k` log-probabilities of every step (see `Decoded`)."""
+    """`generate_ids` that also keeps the top-`logprob_k` log-probabilities of every step (see `Decoded`).
+
+    Tokens in `suppress_ids` are never chosen: their logits are -inf at every step, so the kept
+    log-probabilities are the model's distribution renormalised over the other tokens.
+    """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("the sampler needs at least one prompt and no empty prompt")
+    vocab = module.spec.vocab_size
+    if any(not 0 <= t < vocab for t in suppress_ids):
+        raise ValueError(f"suppress_ids must be token ids in [0, {vocab}), got {sorted(suppress_ids)}")
+    # padded to a bucket of out-of-range ids (dropped by the scatter): few compiled shapes
+    suppress = np.full((bucket(len(suppress_ids), minimum=8),), np.iinfo(np.int32).max, np.int32)
+    suppress[: len(suppress_ids)] = sorted(suppress_ids)
     batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
     plan = plan_prefill(prompts, prefix, batch, pad_id)
     graphdef, state = nnx.split(module)
@@ -240,6 +253,7 @@ def generate_with_logprobs(
         jnp.asarray(line_break_ids or [-1], jnp.int32),
         jnp.int32(pad_id),
         jax.random.key(params.seed),
+        jnp.asarray(suppress),
         max_new_tokens=params.max_new_tokens,
         temperature=float(params.temperature),
         top_p=float(params.top_p),

@@ -107,3 +107,16 @@ def test_a_teacher_prompt_without_its_two_fields_is_a_config_error(prompt, messa
     cfg.method, cfg.cd.teacher_prompt = "lift+cd", prompt
     with pytest.raises(ConfigError, match=message):
         validate_method(cfg)
+
+
+def test_suppress_words_are_comma_separated_single_words():
+    from lift_jax.config import suppressed_words, validate_method
+    from lift_jax.errors import ConfigError
+
+    cfg = base_config()
+    cfg.method, cfg.cd.suppress_words = "lift+cd", " document, passage,,"
+    validate_method(cfg)
+    assert suppressed_words(cfg.cd) == ["document", "passage"]
+    cfg.cd.suppress_words = "document,the passage"
+    with pytest.raises(ConfigError, match="cd.suppress_words holds 'the passage'; give single words"):
+        validate_method(cfg)

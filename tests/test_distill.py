@@ -21,7 +21,7 @@ from lift_jax.distill.cache import TeacherAnswer, TeacherCache
 from lift_jax.distill.questions import fallback_question, select_questions
 from lift_jax.distill.stage import Distiller, is_held_out
 from lift_jax.distill.targets import distill_example, renormalised
-from lift_jax.distill.teacher import Teacher, document_windows, frozen_base
+from lift_jax.distill.teacher import Teacher, document_windows, frozen_base, word_token_ids
 from lift_jax.lora import lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_prompt
@@ -144,9 +144,9 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     seen: list[list[int]] = []
     real = teacher_module.generate_with_logprobs
 
-    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0):
+    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0, suppress_ids=()):
         seen.extend(list(prefix) + list(p) for p in prompts)
-        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k)
+        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k, suppress_ids)
 
     monkeypatch.setattr(teacher_module, "generate_with_logprobs", spy)
     cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
@@ -194,6 +194,51 @@ def test_teacher_top_k_equals_a_full_forward_over_prompt_and_answer(tiny_checkpo
         np.testing.assert_array_equal(answer.top_ids[:, 0], answer.answer_ids)  # greedy
         np.testing.assert_allclose(answer.top_logprobs, np.take_along_axis(logp, answer.top_ids, -1), atol=1e-5)
         np.testing.assert_allclose(answer.top_logprobs, -np.sort(-logp, -1)[:, :4], atol=1e-5)
+
+
+class _WordTokenizer:
+    """A tokenizer over a fixed table: known strings are one token, anything else one token per character."""
+
+    TABLE = {"document": 1, " document": 2, "Document": 3, " passage": 4, " Passage": 5, " documents": 6}
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        ids = [self.TABLE[text]] if text in self.TABLE else [100 + ord(c) for c in text]
+        return {"input_ids": ids}
+
+    def decode(self, ids: list[int]) -> str:
+        names = {v: k for k, v in self.TABLE.items()}
+        return "".join(names[i] if i in names else chr(i - 100) for i in ids)
+
+
+def test_suppressed_words_are_their_single_token_spellings():
+    tok = _WordTokenizer()
+    assert word_token_ids(tok, ["document"]) == (1, 2, 3)  # " Document" is split: left alone
+    assert word_token_ids(tok, ["passage", "documents"]) == (4, 5, 6)
+    assert word_token_ids(tok, ["essay"]) == ()
+
+
+def test_suppressing_the_teachers_words_changes_its_answer_and_its_cache_key(tiny_checkpoints, tmp_path):
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    stops = stop_token_ids(tok, loaded.spec.eos_token_ids)
+    cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
+    cfg.cd.holdout = 0.0
+    window, question = DOCUMENT[:300], "How much does crate fjord weigh?"
+
+    def teacher(suppress: tuple[int, ...]) -> Teacher:
+        return Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, 8, cfg.cd.teacher_prompt,
+                       suppress_ids=suppress)
+
+    free = teacher(()).answer(window, [question])[0]
+    banned = tuple(sorted(set(free.answer_ids[:2]) - set(stops)))
+    assert banned
+    barred = teacher(banned).answer(window, [question])[0]
+    assert not set(barred.answer_ids) & set(banned) and not set(barred.top_ids.ravel()) & set(banned)
+    plain = Distiller(cfg, DOCUMENT, teacher(()), TeacherCache(tmp_path / "a").open_writer())
+    strict = Distiller(cfg, DOCUMENT, teacher(banned), TeacherCache(tmp_path / "b").open_writer())
+    assert "suppress_ids" not in plain.identity and strict.identity["suppress_ids"] == list(banned)
+    plain.close()
+    strict.close()
 
 
 def test_frozen_base_is_the_base_model_and_skips_the_adapter_matmuls(tiny_checkpoints):

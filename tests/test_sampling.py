@@ -130,6 +130,27 @@ def test_logprobs_of_every_step_equal_a_full_forward_over_prompt_and_answer(tiny
         np.testing.assert_allclose(decoded.top_logprobs, -np.sort(-want, axis=-1)[:, :5], atol=1e-5)
 
 
+def test_suppressed_tokens_are_never_chosen_and_logprobs_renormalise_over_the_rest(tiny_checkpoints):
+    """Banning the tokens free greedy decoding picks changes the output, none of them appears, and every kept
+    log-probability is the full forward's log-softmax with the banned logits removed."""
+    module = load(tiny_checkpoints["llama3"]).module
+    prompt = [7, 8, 9]
+    free = generate_ids(module, [prompt], SamplingParams(max_new_tokens=8), [], 0)[0]
+    banned = sorted(set(free[:3]))
+    got = generate_with_logprobs(module, [prompt], SamplingParams(max_new_tokens=8), [], 0, logprob_k=5,
+                                 suppress_ids=banned)[0]
+    assert len(got.ids) == 8 and not set(got.ids) & set(banned) and got.ids != free
+    logits = np.asarray(nnx.jit(lambda m, x: m(x))(module, jnp.asarray([prompt + got.ids])), np.float64)[0]
+    logits = logits[len(prompt) - 1 : len(prompt) - 1 + 8]
+    logits[:, banned] = -np.inf
+    top = logits.max(-1, keepdims=True)
+    logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+    np.testing.assert_array_equal(got.top_ids[:, 0], got.ids)
+    np.testing.assert_allclose(got.top_logprobs, -np.sort(-logp, axis=-1)[:, :5], atol=1e-5)
+    with pytest.raises(ValueError, match=r"suppress_ids must be token ids in \[0, "):
+        generate_with_logprobs(module, [prompt], SamplingParams(max_new_tokens=2), [], 0, suppress_ids=[VOCAB])
+
+
 def test_max_lines_stops_each_row_after_its_line_breaks(tiny_checkpoints):
     module = load(tiny_checkpoints["qwen2"]).module
     prompt = [[20, 21, 22]]

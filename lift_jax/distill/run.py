@@ -10,9 +10,10 @@ import jax
 import ml_collections
 
 from lift_jax.answering import Answerer
+from lift_jax.config import suppressed_words
 from lift_jax.data import ItemBuffer
 from lift_jax.distill.stage import Distiller, make_distiller, summary
-from lift_jax.distill.teacher import Teacher, frozen_base
+from lift_jax.distill.teacher import Teacher, frozen_base, word_token_ids
 from lift_jax.models import LoadedModel
 from lift_jax.producer import QAProducer, start_qa_producer
 from lift_jax.prompting import PromptFormat
@@ -26,8 +27,14 @@ def teacher_for(loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.C
                 stops: tuple[int, ...], pad_id: int) -> Teacher:
     """The frozen base model over the trainer's own base arrays (adapter off), as the run's teacher."""
     module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    suppress = []
+    for word in suppressed_words(cfg.cd):
+        ids = word_token_ids(loaded.tokenizer, [word])
+        if not ids:
+            log.warning("cd.suppress_words: no spelling of %r is one token of this tokenizer; not suppressed", word)
+        suppress.extend(ids)
     return Teacher(module, loaded.tokenizer, fmt, stops, pad_id, cfg.cd.top_k, cfg.cd.max_answer_tokens,
-                   cfg.cd.teacher_prompt, batch=cfg.cd.max_questions_per_sentence)
+                   cfg.cd.teacher_prompt, batch=cfg.cd.max_questions_per_sentence, suppress_ids=suppress)
 
 
 def start_cd_producer(cfg: ml_collections.ConfigDict, document: str, teacher: Teacher, teacher_cache: Path,

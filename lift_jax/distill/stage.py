@@ -71,6 +71,8 @@ class Distiller:
         self.identity = {"model": str(cfg.model_path), "dtype": cfg.dtype, "k": self.cd.top_k,
                          "max_answer_tokens": self.cd.max_answer_tokens, "decoding": "greedy",
                          "template": teacher.template, "chat": cfg.use_chat_template, "system": cfg.system_prompt}
+        if teacher.suppress_ids:  # absent when empty: caches written before the option stay valid
+            self.identity["suppress_ids"] = list(teacher.suppress_ids)
         self.stats = DistillStats()
         self.held_out: list[HeldOut] = []
         self.bar = tqdm(total=len(sentences), desc="teacher", unit="sentence", disable=not progress)

@@ -5,6 +5,10 @@ log-probabilities of every answer position.
 Per window, the prompt opening the questions share is computed once
 (`sampling.generate_with_logprobs(prefix=...)`), and the greedy decoding keeps the top-K log-probabilities of
 every step: the teacher's distribution at every answer position and at the one that chose the stop token.
+
+The teacher may be barred from words that only make sense with the document in view (`cd.suppress_words`,
+e.g. "document"): a small model reading one tends to answer "The document says that ...", and a student
+trained on that learns to cite a document it never sees instead of the fact.
 """
 
 from __future__ import annotations
@@ -50,6 +54,20 @@ def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence
     return windows
 
 
+def word_token_ids(tokenizer: Any, words: Sequence[str]) -> tuple[int, ...]:
+    """The ids of the single tokens that spell one of `words` as a word: lower-case and capitalised, with and
+    without a leading space. A spelling the tokenizer splits into several tokens is left alone (banning its
+    first piece would ban other words too)."""
+    ids = set()
+    for word in words:
+        for spelling in {word, word.capitalize()}:
+            for text in (spelling, " " + spelling):
+                pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
+                if len(pieces) == 1 and tokenizer.decode(pieces).strip() == spelling:
+                    ids.add(pieces[0])
+    return tuple(sorted(ids))
+
+
 def frozen_base(graphdef: nnx.GraphDef, lora: nnx.State, rngs: nnx.State, base: nnx.State) -> Transformer:
     """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state,
     marked merged (base + 0 is the base), so its linear layers run the base kernels only, without the
@@ -73,8 +91,10 @@ class Teacher:
     """Answers questions about a window of the document with `module` (the frozen base model)."""
 
     def __init__(self, module: Transformer, tokenizer: Any, fmt: PromptFormat, stop_ids: Sequence[int],
-                 pad_id: int, top_k: int, max_answer_tokens: int, template: str, batch: int = 1):
+                 pad_id: int, top_k: int, max_answer_tokens: int, template: str, batch: int = 1,
+                 suppress_ids: Sequence[int] = ()):
         self.module, self.tokenizer, self.fmt, self.template = module, tokenizer, fmt, template
+        self.suppress_ids = tuple(suppress_ids)  # never written: words that point at a document the student lacks
         self.stop_ids, self.pad_id = tuple(stop_ids), pad_id
         self.top_k, self.max_answer_tokens = top_k, max_answer_tokens
         self.batch = batch  # questions per call are padded to this many rows: one compiled shape
@@ -109,7 +129,7 @@ class Teacher:
         prefix, rests = prompts[0][:n], [p[n:] for p in prompts]
         params = SamplingParams(max_new_tokens=self.max_answer_tokens)
         decoded = generate_with_logprobs(self.module, rests, params, self.stop_ids, self.pad_id, prefix=prefix,
-                                         logprob_k=self.top_k)
+                                         logprob_k=self.top_k, suppress_ids=self.suppress_ids)
         return [self._teacher_answer(d) for d in decoded]
 
     def _teacher_answer(self, decoded: Decoded) -> TeacherAnswer:
