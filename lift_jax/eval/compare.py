@@ -1,0 +1,85 @@
+"""One table over several SQuAD evaluation output folders: the same scores as each folder's summary, recomputed
+from its predictions.jsonl (optionally for one document), one row per (folder, method), split by the
+truncated-ICL window. For comparing runs that differ in one setting (e.g. docs/results/squad_window_levers).
+
+    python -m lift_jax.eval.compare [--doc DOC_ID] DIR [DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lift_jax.errors import LiftError, MissingInputError
+from lift_jax.eval.metrics import SQUAD_METRICS
+from lift_jax.eval.records import markdown_table, summarize
+from lift_jax.eval.report import timing_summary
+
+HEADER = ["run", "method", "n", "F1 all", "F1 inside", "F1 outside", "gold in answer all (%)",
+          "gold in answer outside (%)", "absorb s / doc", "pairs (generated + reused)"]
+
+
+def read_predictions(folder: Path, doc_id: str | None) -> list[dict[str, Any]]:
+    """The records of `folder`/predictions.jsonl (those of `doc_id` only, when given)."""
+    path = folder / "predictions.jsonl"
+    if not path.is_file():
+        raise MissingInputError(f"{path} does not exist; give evaluation output folders (they hold predictions.jsonl)")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LiftError(f"{path}:{number} is not a JSON record ({e})") from e
+        if doc_id is None or str(record.get("doc_id")) == doc_id:
+            records.append(record)
+    return records
+
+
+def _pairs(times: dict[str, Any]) -> int | None:
+    if "pairs_generated" not in times:
+        return None
+    return times["pairs_generated"] + times.get("pairs_reused", 0)
+
+
+def comparison_rows(folders: Sequence[Path], doc_id: str | None) -> list[list[Any]]:
+    """One row per (folder, method) with the columns of HEADER."""
+    rows = []
+    for folder in folders:
+        records = read_predictions(folder, doc_id)
+        scores, timing = summarize(records, SQUAD_METRICS), timing_summary(records)
+        for method, entry in scores.items():
+            sides = entry.get("in_window", {})
+            inside, outside = sides.get("inside", {}), sides.get("outside", {})
+            times = timing.get(method, {})
+            rows.append([folder.name, method, entry["n"], entry["f1"], inside.get("f1"), outside.get("f1"),
+                         entry["contains_answer"], outside.get("contains_answer"), times.get("absorb_s_per_doc"),
+                         _pairs(times)])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the comparison table (markdown) of the given evaluation folders."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="evaluation output folders")
+    parser.add_argument("--doc", default=None, help="only this document's records (its doc_id)")
+    args = parser.parse_args(argv)
+    try:
+        rows = comparison_rows(args.folders, args.doc)
+    except LiftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not rows:
+        print(f"error: no records{f' of document {args.doc!r}' if args.doc else ''} in the given folders",
+              file=sys.stderr)
+        raise SystemExit(2)
+    print("\n".join(markdown_table(HEADER, rows, numeric_from=2)))
+
+
+if __name__ == "__main__":
+    main()
