@@ -2,9 +2,16 @@
 
 Both sides train a rank-16 adapter on every linear layer (alpha 32, AdamW, global-norm clipping 1.0, loss on
 every token) on the same random batch of 8 x 256 tokens. Each side runs in its own subprocess (its own thread
-pool and memory); after loading and warm-up (compilation excluded) the parent asks them for one step at a time,
-alternately, so a load change on the machine hits both sides alike and the idle side never competes for the
+pool and memory); after loading and warm-up (compilation excluded) the parent asks them for steps in turns, the
+sides alternating, so a load change on the machine hits both sides alike and the idle side never competes for the
 cores. A step is timed to completion (its loss is read back on the host).
+
+A turn is `--block` (default 3) consecutive steps of one side, as a training loop runs them; the first step of
+each turn is reported apart (`first_in_turn` in the JSON) and the others are timed. On the VMs this project runs
+on, memory a process freed is taken back by the host after a few idle seconds, and touching it again costs
+about a second per GB (`benchmarks/memory_refault.py` measures it): with strict alternation (`--block 1`) every
+lift_jax step paid that for the activations XLA allocates afresh per step while the other side ran, which no
+training loop does.
 
 Model FLOPs per token: 4 x parameters (the forward pass and the backward pass to the activations; the frozen
 base weights get no weight gradient) plus attention (QK^T and PV: 4 * T * width per layer forward, twice that
@@ -216,20 +223,25 @@ def model_flops_per_token(params: int, layers: int, attn_width: int, seq: int) -
 
 
 def measure(dtype: str, opts: argparse.Namespace) -> dict[str, Any]:
-    """Interleaved step times of both sides and the matmul ceiling for one dtype."""
+    """Step times of both sides, in turns of `opts.block` consecutive steps per side, and the matmul ceiling."""
     args = {"dtype": dtype, "batch": opts.batch, "seq": opts.seq, "rank": opts.rank, "vocab": 49152,
             "warmup": opts.warmup, "ceiling_size": CEILING_SIZE}
     times: dict[str, list[float]] = {"lift_jax": [], "torch": [], "ceiling": []}
+    first: dict[str, list[float]] = {"lift_jax": [], "torch": []}
     with start_worker(_LIFT_JAX, args, JAX_ENV) as ours, start_worker(_TORCH, args, {}) as theirs:
-        for i in range(opts.steps):
-            order = [("lift_jax", ours), ("torch", theirs)]
-            for name, worker in order if i % 2 == 0 else order[::-1]:
-                times[name].append(worker.run()["seconds"])
+        order = [("lift_jax", ours), ("torch", theirs)]
+        turn = 0
+        while min(len(times["lift_jax"]), len(times["torch"])) < opts.steps:
+            for name, worker in order if turn % 2 == 0 else order[::-1]:
+                for j in range(opts.block):
+                    seconds = worker.run()["seconds"]
+                    (first[name] if j == 0 and opts.block > 1 else times[name]).append(seconds)
                 time.sleep(opts.pause)  # let the other side's spinning threads go to sleep
             times["ceiling"].append(ours.run("extra")["seconds"])
+            turn += 1
     params = theirs.info["base_params"] + ours.info["lora_params"]
     flops = model_flops_per_token(params, ours.info["layers"], ours.info["attn_width"], opts.seq)
-    return {"times": times, "flops_per_token": flops, "attention": theirs.info["attention"],
+    return {"times": times, "first_in_turn": first, "flops_per_token": flops, "attention": theirs.info["attention"],
             "ceiling_gflops": 2 * CEILING_SIZE**3 / min(times["ceiling"]) / 1e9}
 
 
@@ -311,13 +323,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--rank", type=int, default=16)
-    parser.add_argument("--pause", type=float, default=0.5, help="seconds between two timed steps")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between two turns")
+    parser.add_argument("--block", type=int, default=3,
+                        help="consecutive steps per side and turn; the first of each turn is kept apart "
+                             "(first_in_turn), the rest are timed (1: strict alternation, every step timed)")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--data", choices=("random", "qa"), default="random",
                         help="random: full rows of random tokens vs PyTorch + PEFT; qa: LIFT's QA examples, "
                              "batch layouts side by side (first dtype only)")
     parser.add_argument("--pairs", type=int, default=96, help="QA pairs used with --data qa")
     opts = parser.parse_args()
+    if opts.block < 1 or opts.steps < 1:
+        parser.error("--block and --steps must be at least 1")
     if opts.data == "qa":
         print("\n".join(measure_qa(opts)))
         return
