@@ -91,19 +91,34 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def allocator() -> str:
+    """The malloc every process of the run uses: "system", or the preloaded library's name (e.g. "jemalloc",
+    from LD_PRELOAD, which the benchmark's subprocesses inherit) with its MALLOC_CONF."""
+    preload = [Path(p).name for p in os.environ.get("LD_PRELOAD", "").split() if "alloc" in Path(p).name]
+    if not preload:
+        return "system"
+    name = preload[0].removeprefix("lib").split(".")[0]
+    conf = os.environ.get("MALLOC_CONF", "")
+    return f"{name} ({conf})" if conf else name
+
+
 def machine_info() -> dict[str, Any]:
-    """What a benchmark number depends on: CPU, usable cores, load averages (1, 5, 15 min) right now."""
+    """What a benchmark number depends on: CPU, usable cores, load averages (1, 5, 15 min) right now, malloc."""
     return {
         "cpu": cpu_model(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
+        "allocator": allocator(),
     }
 
 
 def save_results(name: str, payload: Mapping[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
-    """Write `payload` to `out_dir/name.json` with the command that produced it, the UTC time and the machine
-    (cores, load); returns the path. `payload` should hold the printed table (`table`: its lines)."""
+    """Write `payload` to `out_dir/name.json` (`name_<allocator>.json` under a preloaded malloc) with the command
+    that produced it, the UTC time and the machine (cores, load, malloc); returns the path. `payload` should hold
+    the printed table (`table`: its lines)."""
+    if allocator() != "system":
+        name = f"{name}_{allocator().split()[0]}"
     record = {
         "command": shlex.join(["python", *sys.argv]),
         "utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
