@@ -8,7 +8,6 @@ truncated-ICL window. For comparing runs that differ in one setting (e.g. docs/r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from lift_jax.errors import LiftError, MissingInputError
 from lift_jax.eval.metrics import SQUAD_METRICS
-from lift_jax.eval.records import markdown_table, summarize
+from lift_jax.eval.records import PredictionStore, markdown_table, summarize
 from lift_jax.eval.report import timing_summary
 
 HEADER = ["run", "method", "n", "F1 all", "F1 inside", "F1 outside", "gold in answer all (%)",
@@ -24,21 +23,13 @@ HEADER = ["run", "method", "n", "F1 all", "F1 inside", "F1 outside", "gold in an
 
 
 def read_predictions(folder: Path, doc_id: str | None) -> list[dict[str, Any]]:
-    """The records of `folder`/predictions.jsonl (those of `doc_id` only, when given)."""
-    path = folder / "predictions.jsonl"
-    if not path.is_file():
-        raise MissingInputError(f"{path} does not exist; give evaluation output folders (they hold predictions.jsonl)")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LiftError(f"{path}:{number} is not a JSON record ({e})") from e
-        if doc_id is None or str(record.get("doc_id")) == doc_id:
-            records.append(record)
-    return records
+    """The records of `folder`/predictions.jsonl as its summary counts them (the latest per question and
+    method), those of `doc_id` only when given."""
+    store = PredictionStore(folder)
+    if not store.path.is_file():
+        raise MissingInputError(f"{store.path} does not exist; give evaluation output folders (they hold "
+                                "predictions.jsonl)")
+    return [r for r in store.records() if doc_id is None or str(r.get("doc_id")) == doc_id]
 
 
 def _pairs(times: dict[str, Any]) -> int | None:
