@@ -238,8 +238,10 @@ def generate_with_logprobs(
     vocab = module.spec.vocab_size
     if any(not 0 <= t < vocab for t in suppress_ids):
         raise ValueError(f"suppress_ids must be token ids in [0, {vocab}), got {sorted(suppress_ids)}")
-    # padded to a bucket of out-of-range ids (dropped by the scatter): few compiled shapes
-    suppress = np.full((bucket(len(suppress_ids), minimum=8),), np.iinfo(np.int32).max, np.int32)
+    # padded to a bucket of out-of-range ids (dropped by the scatter): few compiled shapes; none: an empty
+    # scatter, which XLA drops from the decode loop
+    width = bucket(len(suppress_ids), minimum=8) if suppress_ids else 0
+    suppress = np.full((width,), np.iinfo(np.int32).max, np.int32)
     suppress[: len(suppress_ids)] = sorted(suppress_ids)
     batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
     plan = plan_prefill(prompts, prefix, batch, pad_id)
