@@ -18,6 +18,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# A good reply must reach the client within its timeout even on a loaded CI machine (two xdist workers beside
+# model tests): with 0.5 s a slow good reply was sometimes retried and counted twice. A hang outlasts it.
+CLIENT_TIMEOUT_S = 2.0
+HANG_S = 3.0
 FAULTS = ("500", "429", "hang", "drop", "malformed", "truncated")
 _LAST_PART = re.compile(r"The last part of the paragraph:\n(.*?)\n\n", re.DOTALL)
 _TEXT = re.compile(r"Text: (.*)\nQuestion:\s*$")
@@ -51,7 +55,7 @@ class FaultServer:
         self,
         fault_rate: float = 0.0,
         seed: int = 0,
-        hang_s: float = 2.0,
+        hang_s: float = HANG_S,
         delay_s: float = 0.0,
         retry_after: str = "0",
         always_fail: tuple[str, ...] = (),

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from synth_fault_server import FaultServer
+from synth_fault_server import CLIENT_TIMEOUT_S, FaultServer
 
 from lift_jax.judge import JUDGE_PROMPT, JudgeItem, JudgeUnavailable, judge, judge_config, parse_verdict
 
@@ -40,7 +40,8 @@ def test_prompt_is_the_papers() -> None:
 def config(server: FaultServer):
     cfg = judge_config()
     cfg.base_url, cfg.model, cfg.api_key_env = server.base_url, "judge", ""
-    cfg.timeout_s, cfg.max_retries, cfg.backoff_s, cfg.backoff_max_s, cfg.concurrency = 0.5, 6, 0.01, 0.05, 8
+    cfg.timeout_s, cfg.max_retries, cfg.concurrency = CLIENT_TIMEOUT_S, 6, 8
+    cfg.backoff_s, cfg.backoff_max_s = 0.01, 0.05
     return cfg
 
 
@@ -53,7 +54,7 @@ def test_judging_with_faults_caches_verdicts_and_unparsed_replies(tmp_path: Path
         JudgeItem("q-down", "g", "p")
     ]
     cache = tmp_path / "judge.jsonl"
-    with FaultServer(fault_rate=0.3, seed=3, hang_s=1.0, replies=replies, always_fail=("q-down",)) as server:
+    with FaultServer(fault_rate=0.3, seed=3, replies=replies, always_fail=("q-down",)) as server:
         verdicts = judge(items, config(server), cache)
         assert sum(server.faults.values()) > 3
         expected = [True, True, False, True, None] * 4

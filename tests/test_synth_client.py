@@ -8,7 +8,7 @@ import logging
 import time
 
 import pytest
-from synth_fault_server import FaultServer
+from synth_fault_server import CLIENT_TIMEOUT_S, FaultServer
 
 from lift_jax.synth.client import ClientSettings, OpenAIClient, RequestFailed
 
@@ -22,7 +22,7 @@ def settings(server: FaultServer, **overrides) -> ClientSettings:
         base_url=server.base_url,
         model="fake",
         api_key_env="",
-        timeout_s=0.5,
+        timeout_s=CLIENT_TIMEOUT_S,
         max_retries=3,
         backoff_s=0.01,
         backoff_max_s=0.05,
@@ -44,7 +44,7 @@ def run_chat(s: ClientSettings):
 
 @pytest.mark.parametrize("fault", ["500", "429", "hang", "drop", "malformed", "truncated"])
 def test_each_transient_fault_is_retried(fault: str) -> None:
-    with FaultServer(hang_s=1.0) as server:
+    with FaultServer() as server:
         server.fault_for = lambda key, n: fault if n == 0 else None
         reply, stats = run_chat(settings(server))
     assert reply.attempts == 2 and stats.retries == 1

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from synth_fault_server import FaultServer
+from synth_fault_server import CLIENT_TIMEOUT_S, FaultServer
 
 from lift_jax.synth.cache import QACache, iter_qa_pairs
 from lift_jax.synth.config import generator_config
@@ -32,7 +32,7 @@ def document(n: int, poison: int | None = None) -> str:
 def openai_config(server: FaultServer, **overrides):
     cfg = generator_config()
     cfg.kind, cfg.prompt, cfg.model, cfg.api_key_env = "openai", "general", "fake", ""
-    cfg.base_url, cfg.timeout_s, cfg.max_retries = server.base_url, 0.5, 5
+    cfg.base_url, cfg.timeout_s, cfg.max_retries = server.base_url, CLIENT_TIMEOUT_S, 5
     cfg.backoff_s, cfg.backoff_max_s, cfg.concurrency, cfg.qa_per_sentence = 0.01, 0.05, 8, 3
     for k, v in overrides.items():
         cfg[k] = v
@@ -45,7 +45,7 @@ def sentence_of(planned) -> str:
 
 def test_thirty_percent_faults_lose_no_sentence_and_repeat_no_success(tmp_path: Path) -> None:
     doc = document(40, poison=7)
-    with FaultServer(fault_rate=0.3, seed=1, hang_s=1.0, always_fail=("POISON",)) as server:
+    with FaultServer(fault_rate=0.3, seed=1, always_fail=("POISON",)) as server:
         cfg = openai_config(server)
         plan = {p.key: p for p in plan_document(doc, cfg)}
         summary = GenerationSummary()
