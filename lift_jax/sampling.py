@@ -1,7 +1,8 @@
 """Jitted KV-cache decoding: batched prompts, greedy or temperature / top-p sampling, EOS stop.
 
-The prefill computes every distinct prompt token once: an opening all prompts share at batch 1, the rest of
-the distinct prompts packed into one stream (no padding work), written into left-padded cache rows. Prompt
+The prefill computes every distinct prompt token once: an opening all prompts share at batch 1 (kept there:
+every decode step reads its keys once for the whole batch), the rest of the distinct prompts packed into one
+stream (no padding work), written into left-padded cache rows. Prompt
 length, batch size and cache size are rounded up to buckets so repeated calls reuse compilations.
 """
 
@@ -159,18 +160,16 @@ def _decode(
     module: Transformer = nnx.merge(graphdef, state)
     batch, width = source.shape
     shared = prefix.shape[0]
-    if shared:  # the common prefix is computed once and its cache copied to every row
+    prefix_cache = None
+    if shared:  # the common prefix is computed once and kept at batch 1: every row attends to the same copy
         prefix_pos = jnp.arange(shared, dtype=jnp.int32)[None]
         _, prefix_cache = module.hidden_states(
-            prefix[None], prefix_pos, jnp.ones((1, shared), bool), module.init_cache(1, slots), 0
+            prefix[None], prefix_pos, jnp.ones((1, shared), bool), module.init_cache(1, shared), 0
         )
-        cache = jax.tree.map(lambda x: jnp.repeat(x, batch, axis=0), prefix_cache)
-    else:
-        cache = module.init_cache(batch, slots)
-    rows = PackedRows(source, cell_positions, segments, shared)
-    hidden, cache = module.hidden_states(tokens[None], positions[None], None, cache, rows)
+    cache = module.init_cache(batch, slots)
+    rows = PackedRows(source, cell_positions, segments)
+    hidden, cache = module.hidden_states(tokens[None], positions[None], None, cache, rows, shared_cache=prefix_cache)
     logits = module.logits(hidden[0][last])
-    prompt_len = shared + width
     out = jnp.full((batch, max_new_tokens), pad_id, jnp.int32)
     top_values = jnp.zeros((batch, max_new_tokens, logprob_k), jnp.float32)
     top_ids = jnp.zeros((batch, max_new_tokens, logprob_k), jnp.int32)
@@ -193,7 +192,9 @@ def _decode(
         lengths = jnp.where(done, lengths, i + 1)
         lines = lines + jnp.any(token[:, None] == line_ids, axis=-1).astype(jnp.int32)
         done = done | jnp.any(token[:, None] == stop_ids, axis=-1) | ((max_lines > 0) & (lines >= max_lines))
-        hidden, cache = module.hidden_states(token[:, None], pos[:, None], ones, cache, prompt_len + i)
+        hidden, cache = module.hidden_states(
+            token[:, None], pos[:, None], ones, cache, width + i, shared_cache=prefix_cache
+        )
         logits = module.logits(hidden[:, -1])
         return i + 1, out, done, lines, lengths, logits, cache, pos + 1, key, top_values, top_ids
 
@@ -259,7 +260,7 @@ def generate_with_logprobs(
         max_new_tokens=params.max_new_tokens,
         temperature=float(params.temperature),
         top_p=float(params.top_p),
-        slots=len(plan.prefix) + plan.width + bucket(params.max_new_tokens),
+        slots=plan.width + bucket(params.max_new_tokens),
         max_lines=params.max_lines,
         logprob_k=logprob_k,
     )

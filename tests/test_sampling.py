@@ -10,7 +10,7 @@ from flax import nnx
 from tiny_models import VOCAB
 
 from lift_jax.models import load
-from lift_jax.models.layers import packed_attention
+from lift_jax.models.layers import cached_attention, packed_attention
 from lift_jax.sampling import (
     PREFIX_BLOCK,
     SamplingParams,
@@ -246,3 +246,29 @@ def test_packed_attention_equals_dense_masked_attention(window, softcap, opening
     want = np.einsum("nkgs,ksd->nkgd", probs / probs.sum(-1, keepdims=True), values).reshape(n, heads, d)
     real = segments >= 0
     np.testing.assert_allclose(np.asarray(got)[real], want[real], atol=2e-5)
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_cached_attention_with_shared_keys_equals_per_row_copies(softcap):
+    """Attending to a batch-1 shared opening plus each row's own cache equals attending to a cache in which every
+    row holds its own copy of the opening (the layout before the opening was shared), masks included."""
+    rng = np.random.RandomState(5)
+    b, t, heads, kv_heads, d, opening, own = 3, 2, 4, 2, 8, 6, 5
+    q = rng.randn(b, t, heads, d).astype(np.float32)
+    shared_k, shared_v = rng.randn(kv_heads, d, opening).astype(np.float32), rng.randn(kv_heads, opening, d)
+    k, v = rng.randn(b, kv_heads, d, own).astype(np.float32), rng.randn(b, kv_heads, own, d).astype(np.float32)
+    shared_mask = rng.rand(b, t, opening) > 0.3
+    mask = rng.rand(b, t, own) > 0.3
+    mask[:, :, 0] = True  # every query sees at least one key
+    got = cached_attention(
+        jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(mask), 0.3, softcap,
+        shared=(jnp.asarray(shared_k), jnp.asarray(shared_v, jnp.float32), jnp.asarray(shared_mask)),
+    )
+    copies_k = np.concatenate([np.broadcast_to(shared_k, (b, *shared_k.shape)), k], axis=-1)
+    copies_v = np.concatenate([np.broadcast_to(shared_v, (b, *shared_v.shape)).astype(np.float32), v], axis=-2)
+    want = cached_attention(
+        jnp.asarray(q), jnp.asarray(copies_k), jnp.asarray(copies_v),
+        jnp.asarray(np.concatenate([shared_mask, mask], axis=-1)), 0.3, softcap,
+    )
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+    assert np.abs(np.asarray(got)).max() > 0.1

@@ -140,21 +140,20 @@ class LayerCache(NamedTuple):
 
 
 class PackedRows(NamedTuple):
-    """Where a packed token stream [1, n] sits in a batch of left-padded cache rows [batch, width] whose slots
-    start at `start` (a prefill without padding work: the projections, the MLP and attention run on the n
-    packed tokens; the rows are only written to, and rows with the same tokens share their packed ones).
+    """Where a packed token stream [1, n] sits in a batch of left-padded cache rows [batch, width], written from
+    slot 0 (a prefill without padding work: the projections, the MLP and attention run on the n packed tokens;
+    the rows are only written to, and rows with the same tokens share their packed ones).
 
     `source` [batch, width]: the packed index of each row cell (any index for an empty cell);
     `cell_positions` [batch, width]: each cell's token position, -1 for an empty cell;
     `segments` [n]: which distinct prompt each packed token belongs to (-1 for padding). A packed token
-    attends to the `start` slots of row 0 (the opening every row shares) and to the earlier tokens of its
-    own segment, which lie at most `width` tokens before it in the stream.
+    attends to the shared cache, if any (the opening every row shares, held once at batch 1), and to the
+    earlier tokens of its own segment, which lie at most `width` tokens before it in the stream.
     """
 
     source: jax.Array
     cell_positions: jax.Array
     segments: jax.Array
-    start: int
 
 
 def attention_mask(
@@ -259,16 +258,40 @@ def grouped_attention(
     return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, heads, d)
 
 def cached_attention(
-    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float, softcap: float | None
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: jax.Array,
+    scale: float,
+    softcap: float | None,
+    shared: tuple[jax.Array, jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """`grouped_attention` over a cache in its own layout: q [b, t, heads, d], k [b, kv_heads, d, s],
-    v [b, kv_heads, s, d]."""
+    v [b, kv_heads, s, d].
+
+    `shared` = (k [kv_heads, d, p], v [kv_heads, p, d], mask [b, t, p]) are keys every row also attends to, held
+    once instead of per row: a common opening, whose keys a decode step then reads once for the whole batch."""
     b, t, heads, d = q.shape
     kv_heads = k.shape[1]
     groups = heads // kv_heads
     q = q.reshape(b, t, kv_heads, groups, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, groups * t, d)
-    probs, _ = _attention_probs(q, k, mask, scale, softcap, keys="bkds")
-    out = _dot("bkqs,bksd->bkqd", probs.astype(v.dtype), v, v.dtype)
+    if shared is None:
+        probs, _ = _attention_probs(q, k, mask, scale, softcap, keys="bkds")
+        out = _dot("bkqs,bksd->bkqd", probs.astype(v.dtype), v, v.dtype)
+    else:
+        shared_k, shared_v, shared_mask = shared
+        opening = shared_k.shape[-1]
+        scores = jnp.concatenate(
+            [_dot("bkqd,kds->bkqs", q, shared_k, jnp.float32), _dot("bkqd,bkds->bkqs", q, k, jnp.float32)], axis=-1
+        ) * scale
+        if softcap is not None:
+            scores = jnp.tanh(scores / softcap) * softcap
+        mask = jnp.concatenate([shared_mask, mask], axis=-1)
+        scores = scores.reshape(b, kv_heads, groups, t, -1)
+        scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).reshape(b, kv_heads, groups * t, -1).astype(v.dtype)
+        out = _dot("bkqs,ksd->bkqd", probs[..., :opening], shared_v, v.dtype)
+        out = out + _dot("bkqs,bksd->bkqd", probs[..., opening:], v, v.dtype)
     return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, heads, d)
 
 
@@ -299,14 +322,17 @@ class Attention(nnx.Module):
         positions: jax.Array,
         key_valid: jax.Array,
         cache: LayerCache | None = None,
-        cache_index: jax.Array | int | None = None,
+        cache_index: jax.Array | int | PackedRows | None = None,
         segments: jax.Array | None = None,
+        shared: LayerCache | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
         """Self-attention over x [b, t, hidden]; `segments` (packed rows, no cache) keeps each example apart.
 
-        With a `PackedRows` cache index, x is a packed stream [1, n, hidden] written into the cache's rows."""
+        With a `PackedRows` cache index, x is a packed stream [1, n, hidden] written into the cache's rows.
+        `shared` (with a cache) is a batch-1 cache of keys every row attends to before its own: a common opening
+        computed and read once for the whole batch."""
         if isinstance(cache_index, PackedRows):
-            return self._packed(x, positions, cache, cache_index)
+            return self._packed(x, positions, cache, cache_index, shared)
         b, t, _ = x.shape
         q, k, v = self._projected(x, positions)
         key_pos = jnp.where(key_valid, positions, -1)
@@ -317,7 +343,15 @@ class Attention(nnx.Module):
             k, v = cache.k[..., :filled].astype(x.dtype), cache.v[:, :, :filled].astype(x.dtype)
             key_pos = cache.positions[:, :filled]
             mask = attention_mask(positions, key_pos, key_pos >= 0, self.window)
-            out = cached_attention(q, k, v, mask, self.scale, self.softcap)
+            opening = None
+            if shared is not None:
+                shared_pos = jnp.broadcast_to(shared.positions, (b, shared.positions.shape[1]))
+                opening = (
+                    shared.k[0].astype(x.dtype),
+                    shared.v[0].astype(x.dtype),
+                    attention_mask(positions, shared_pos, shared_pos >= 0, self.window),
+                )
+            out = cached_attention(q, k, v, mask, self.scale, self.softcap, opening)
             return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), cache
         mask = attention_mask(positions, key_pos, key_pos >= 0, self.window, segments)
 
@@ -336,14 +370,17 @@ class Attention(nnx.Module):
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def _packed(
-        self, x: jax.Array, positions: jax.Array, cache: LayerCache, rows: PackedRows
+        self, x: jax.Array, positions: jax.Array, cache: LayerCache, rows: PackedRows, shared: LayerCache | None
     ) -> tuple[jax.Array, LayerCache]:
-        """Prefill of a packed stream x [1, n, hidden] (positions [1, n]) into the cache rows `rows` names."""
+        """Prefill of a packed stream x [1, n, hidden] (positions [1, n]) into the cache rows `rows` names,
+        each token also attending to the `shared` batch-1 cache (if any)."""
         q, k, v = (z[0] for z in self._projected(x, positions))  # [n, heads | kv_heads, d]
-        cache = cache.write(k[rows.source], v[rows.source], rows.cell_positions, rows.start)
-        shared = (cache.k[0, ..., : rows.start], cache.v[0, :, : rows.start], cache.positions[0, : rows.start])
+        cache = cache.write(k[rows.source], v[rows.source], rows.cell_positions, 0)
+        if shared is None:
+            shared = LayerCache(k=cache.k[:1, ..., :0], v=cache.v[:1, :, :0], positions=cache.positions[:1, :0])
+        opening = (shared.k[0].astype(x.dtype), shared.v[0].astype(x.dtype), shared.positions[0])
         out = packed_attention(
-            q, k, v, positions[0], rows.segments, shared, rows.source.shape[1], self.window, self.scale,
+            q, k, v, positions[0], rows.segments, opening, rows.source.shape[1], self.window, self.scale,
             self.softcap,
         )
         return self.o_proj(out.reshape(1, -1, self.num_heads * self.head_dim)), cache

@@ -132,8 +132,11 @@ class DecoderLayer(nnx.Module):
         cache: LayerCache | None,
         cache_index: jax.Array | int | PackedRows | None,
         segments: jax.Array | None = None,
+        shared: LayerCache | None = None,
     ) -> tuple[jax.Array, LayerCache | None]:
-        attn, cache = self.self_attn(self.input_layernorm(x), positions, key_valid, cache, cache_index, segments)
+        attn, cache = self.self_attn(
+            self.input_layernorm(x), positions, key_valid, cache, cache_index, segments, shared
+        )
         if self.pre_feedforward_layernorm is not None:
             x = x + self.post_attention_layernorm(attn)
             return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x))), cache
@@ -176,11 +179,15 @@ class Transformer(nnx.Module):
         cache: list[LayerCache] | None = None,
         cache_index: jax.Array | int | PackedRows | None = None,
         segment_ids: jax.Array | None = None,
+        shared_cache: list[LayerCache] | None = None,
     ) -> tuple[jax.Array, list[LayerCache] | None]:
         """Final-norm hidden states [batch, seq, hidden] and the updated cache (if one was given).
 
         A `PackedRows` cache index prefills a packed stream (input_ids and positions [1, n]) into the cache's
         rows; see `layers.PackedRows`.
+
+        `shared_cache` (with a cache): a batch-1 cache of an opening every row shares, attended to before each
+        row's own cache and never written (see `layers.Attention`).
 
         `segment_ids` [batch, seq] (no cache) packs several examples in a row: tokens attend only within their
         segment (0 = padding, masked unless `attention_mask` says otherwise); pass per-example `positions`.
@@ -196,7 +203,8 @@ class Transformer(nnx.Module):
         new_cache = [] if cache is not None else None
         for i, layer in enumerate(self.layers):
             layer_cache = cache[i] if cache is not None else None
-            x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index, segment_ids)
+            shared = shared_cache[i] if shared_cache is not None else None
+            x, layer_cache = layer(x, positions, key_valid, layer_cache, cache_index, segment_ids, shared)
             if new_cache is not None:
                 new_cache.append(layer_cache)
         return self.norm(x), new_cache
