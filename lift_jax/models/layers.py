@@ -187,8 +187,15 @@ def _attention_probs(
 ) -> tuple[jax.Array, jax.Array | None]:
     """Float32 probabilities [b, kv, groups * t, s] and the soft-capped scores (None without soft-capping);
     `keys` names k's layout: "bksd", or "bkds" for a cache's transposed keys."""
-    b, kv_heads, rows, _ = q.shape
-    scores = _dot(f"bkqd,{keys}->bkqs", q, k, jnp.float32) * scale
+    return _probs_from_scores(_dot(f"bkqd,{keys}->bkqs", q, k, jnp.float32), mask, scale, softcap)
+
+
+def _probs_from_scores(
+    scores: jax.Array, mask: jax.Array, scale: float, softcap: float | None
+) -> tuple[jax.Array, jax.Array | None]:
+    """`_attention_probs` from raw float32 scores q.k [b, kv, groups * t, s]."""
+    b, kv_heads, rows, _ = scores.shape
+    scores = scores * scale
     capped = None
     if softcap is not None:
         scores = capped = jnp.tanh(scores / softcap) * softcap
@@ -283,13 +290,9 @@ def cached_attention(
         opening = shared_k.shape[-1]
         scores = jnp.concatenate(
             [_dot("bkqd,kds->bkqs", q, shared_k, jnp.float32), _dot("bkqd,bkds->bkqs", q, k, jnp.float32)], axis=-1
-        ) * scale
-        if softcap is not None:
-            scores = jnp.tanh(scores / softcap) * softcap
-        mask = jnp.concatenate([shared_mask, mask], axis=-1)
-        scores = scores.reshape(b, kv_heads, groups, t, -1)
-        scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).reshape(b, kv_heads, groups * t, -1).astype(v.dtype)
+        )
+        probs, _ = _probs_from_scores(scores, jnp.concatenate([shared_mask, mask], axis=-1), scale, softcap)
+        probs = probs.astype(v.dtype)
         out = _dot("bkqs,ksd->bkqd", probs[..., :opening], shared_v, v.dtype)
         out = out + _dot("bkqs,bksd->bkqd", probs[..., opening:], v, v.dtype)
     return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, heads, d)
