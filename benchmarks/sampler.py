@@ -12,7 +12,8 @@ times its second call of every shape; the first call (compilation for lift_jax, 
 reported separately. transformers runs the way its users run it: `model.generate(**tok(prompts,
 padding=True, padding_side="left"), ...)` with torch using every core. Timed: text prompts in, new token
 ids out (tokenization included on both sides). tokens/s counts new tokens. Greedy outputs are compared
-token for token.
+token for token. Each batch is also timed with one new token per row (its prefill); the table splits each side's
+time into that and the decode rate of the remaining tokens.
 
 The last line is `sampler_ratio_vs_hf=<min over the measured batch sizes and modes of lift_jax tokens/s over
 transformers tokens/s>`. The JSON goes to --out/sampler.json.
@@ -60,6 +61,12 @@ def timed(run: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - began
 
 
+def second_call(run: Any) -> float:
+    """Seconds of the second of two calls of `run` (the first compiles or warms up)."""
+    run()
+    return timed(run)[1]
+
+
 def digest(ids: list[list[int]]) -> str:
     """A short fingerprint of token-id rows (to check both sides saw the same prompts)."""
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
@@ -77,18 +84,19 @@ def jax_side(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for batch in args.batches:
         texts = batch_of(prompts, batch)
+
+        def run(texts: list[str], params: SamplingParams) -> list[list[int]]:
+            ids = [tok(t)["input_ids"] for t in texts]
+            return generate_ids(loaded.module, ids, params, (), pad)
+
+        prefill_s = second_call(lambda texts=texts: run(texts, SamplingParams(max_new_tokens=1)))
         for mode in args.modes:
             temperature, top_p = MODES[mode]
             params = SamplingParams(max_new_tokens=args.new_tokens, temperature=temperature, top_p=top_p)
-
-            def run(texts: list[str] = texts, params: SamplingParams = params) -> list[list[int]]:
-                ids = [tok(t)["input_ids"] for t in texts]
-                return generate_ids(loaded.module, ids, params, (), pad)
-
-            _, first_s = timed(run)
-            out, seconds = timed(run)
+            _, first_s = timed(lambda texts=texts, params=params: run(texts, params))
+            out, seconds = timed(lambda texts=texts, params=params: run(texts, params))
             prompt_ids = [tok(t)["input_ids"] for t in texts]
-            rows.append(row(batch, mode, seconds, first_s, load_s, prompt_ids, out))
+            rows.append(row(batch, mode, seconds, first_s, load_s, prompt_ids, out, prefill_s))
     return rows
 
 
@@ -112,38 +120,44 @@ def hf_side(args: argparse.Namespace) -> list[dict[str, Any]]:
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     prompts = qa_prompts(tok, args.context_chars)
     rows = []
+    def run(texts: list[str], new_tokens: int, sampling: dict) -> list[list[int]]:
+        inputs = tok(texts, padding=True, padding_side="left", return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=new_tokens, pad_token_id=pad, **sampling)
+        return out[:, inputs["input_ids"].shape[1] :].tolist()
+
     for batch in args.batches:
         texts = batch_of(prompts, batch)
+        prefill_s = second_call(lambda texts=texts: run(texts, 1, {"do_sample": False}))
         for mode in args.modes:
             temperature, top_p = MODES[mode]
             sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-
-            def run(texts: list[str] = texts, mode: str = mode, sampling: dict = sampling) -> list[list[int]]:
-                inputs = tok(texts, padding=True, padding_side="left", return_tensors="pt")
-                with torch.no_grad():
-                    out = model.generate(
-                        **inputs,
-                        max_new_tokens=args.new_tokens,
-                        pad_token_id=pad,
-                        **(sampling if mode != "greedy" else {"do_sample": False}),
-                    )
-                return out[:, inputs["input_ids"].shape[1] :].tolist()
-
-            _, first_s = timed(run)
-            out, seconds = timed(run)
+            if mode == "greedy":
+                sampling = {"do_sample": False}
+            _, first_s = timed(lambda texts=texts, sampling=sampling: run(texts, args.new_tokens, sampling))
+            out, seconds = timed(lambda texts=texts, sampling=sampling: run(texts, args.new_tokens, sampling))
             prompt_ids = [tok(t)["input_ids"] for t in texts]
-            rows.append(row(batch, mode, seconds, first_s, load_s, prompt_ids, out))
+            rows.append(row(batch, mode, seconds, first_s, load_s, prompt_ids, out, prefill_s))
     return rows
 
 
 def row(
-    batch: int, mode: str, seconds: float, first_s: float, load_s: float, prompts: list[list[int]], out: list
+    batch: int,
+    mode: str,
+    seconds: float,
+    first_s: float,
+    load_s: float,
+    prompts: list[list[int]],
+    out: list,
+    prefill_s: float,
 ) -> dict[str, Any]:
-    """One measurement; greedy rows keep their token ids for the comparison."""
+    """One measurement; greedy rows keep their token ids for the comparison. `prefill_s`: the same batch with
+    one new token (the prompts' prefill and the first token's choice)."""
     return {
         "batch": batch,
         "mode": mode,
         "seconds": seconds,
+        "prefill_s": prefill_s,
         "first_call_s": first_s,
         "load_s": load_s,
         "new_tokens": sum(len(x) for x in out),
@@ -159,6 +173,11 @@ def run_side(side: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                "--new-tokens", str(args.new_tokens), "--modes", *args.modes, "--context-chars", str(args.context_chars)]
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)  # stderr: shown as it comes
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def decode_rate(r: dict[str, Any]) -> float:
+    """New tokens after each row's first, per second of the run beyond its one-token (prefill) time."""
+    return (r["new_tokens"] - r["batch"]) / max(r["seconds"] - r["prefill_s"], 1e-9)
 
 
 def compare_greedy(ours: list[list[int]], ref: list[list[int]]) -> dict[str, Any]:
@@ -192,7 +211,8 @@ def main() -> None:
     print(f"SmolLM2-135M float32, {args.new_tokens} new tokens per row, {os.cpu_count()} cores, "
           f"load average {load_before[0]:.1f} before the run")
     print(f"{'batch':>5} {'mode':>6} {'prompt tok':>10} {'lift_jax tok/s':>14} {'HF tok/s':>9} {'ratio':>6} "
-          f"{'compile s':>9} {'greedy identical':>16}")
+          f"{'prefill s lift_jax / HF':>23} {'decode tok/s lift_jax / HF':>27} {'compile s':>9} "
+          f"{'greedy identical':>16}")
     for a, b in zip(ours, ref, strict=True):
         if a["prompts_digest"] != b["prompts_digest"]:
             raise SystemExit(f"error: the two sides tokenized the batch-{a['batch']} prompts differently")
@@ -202,11 +222,15 @@ def main() -> None:
                         "lift_jax_tokens_per_s": ours_rate, "hf_tokens_per_s": ref_rate,
                         "ratio": ours_rate / ref_rate, "lift_jax_s": a["seconds"], "hf_s": b["seconds"],
                         "lift_jax_compile_s": a["first_call_s"] - a["seconds"],
-                        "hf_first_call_s": b["first_call_s"], "greedy": same})
+                        "hf_first_call_s": b["first_call_s"], "greedy": same,
+                        "lift_jax_prefill_s": a["prefill_s"], "hf_prefill_s": b["prefill_s"],
+                        "lift_jax_decode_tokens_per_s": decode_rate(a), "hf_decode_tokens_per_s": decode_rate(b)})
         r = results[-1]
         identical = f"{same['identical_rows']}/{same['rows']} rows" if same else "-"
+        prefill = f"{a['prefill_s']:.1f} / {b['prefill_s']:.1f}"
+        decode = f"{decode_rate(a):.1f} / {decode_rate(b):.1f}"
         print(f"{r['batch']:>5} {r['mode']:>6} {r['prompt_tokens']:>10} {ours_rate:>14.1f} {ref_rate:>9.1f} "
-              f"{r['ratio']:>5.2f}x {r['lift_jax_compile_s']:>9.1f} {identical:>16}")
+              f"{r['ratio']:>5.2f}x {prefill:>23} {decode:>27} {r['lift_jax_compile_s']:>9.1f} {identical:>16}")
     greedy = [r["greedy"] for r in results if r["greedy"]]
     all_same = all(g["identical_rows"] == g["rows"] for g in greedy)
     print("greedy outputs token-identical to transformers: " + ("yes" if all_same else "NO " + json.dumps(greedy)))
