@@ -22,6 +22,7 @@ transformers tokens/s>`. The JSON goes to --out/sampler.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -82,19 +83,19 @@ def jax_side(args: argparse.Namespace) -> list[dict[str, Any]]:
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     prompts = qa_prompts(tok, args.context_chars)
     rows = []
+
+    def run(texts: list[str], params: SamplingParams) -> list[list[int]]:
+        ids = [tok(t)["input_ids"] for t in texts]
+        return generate_ids(loaded.module, ids, params, (), pad)
+
     for batch in args.batches:
         texts = batch_of(prompts, batch)
-
-        def run(texts: list[str], params: SamplingParams) -> list[list[int]]:
-            ids = [tok(t)["input_ids"] for t in texts]
-            return generate_ids(loaded.module, ids, params, (), pad)
-
-        prefill_s = second_call(lambda texts=texts: run(texts, SamplingParams(max_new_tokens=1)))
+        prefill_s = second_call(functools.partial(run, texts, SamplingParams(max_new_tokens=1)))
         for mode in args.modes:
             temperature, top_p = MODES[mode]
             params = SamplingParams(max_new_tokens=args.new_tokens, temperature=temperature, top_p=top_p)
-            _, first_s = timed(lambda texts=texts, params=params: run(texts, params))
-            out, seconds = timed(lambda texts=texts, params=params: run(texts, params))
+            _, first_s = timed(functools.partial(run, texts, params))
+            out, seconds = timed(functools.partial(run, texts, params))
             prompt_ids = [tok(t)["input_ids"] for t in texts]
             rows.append(row(batch, mode, seconds, first_s, load_s, prompt_ids, out, prefill_s))
     return rows
@@ -128,14 +129,14 @@ def hf_side(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     for batch in args.batches:
         texts = batch_of(prompts, batch)
-        prefill_s = second_call(lambda texts=texts: run(texts, 1, {"do_sample": False}))
+        prefill_s = second_call(functools.partial(run, texts, 1, {"do_sample": False}))
         for mode in args.modes:
             temperature, top_p = MODES[mode]
             sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
             if mode == "greedy":
                 sampling = {"do_sample": False}
-            _, first_s = timed(lambda texts=texts, sampling=sampling: run(texts, args.new_tokens, sampling))
-            out, seconds = timed(lambda texts=texts, sampling=sampling: run(texts, args.new_tokens, sampling))
+            _, first_s = timed(functools.partial(run, texts, args.new_tokens, sampling))
+            out, seconds = timed(functools.partial(run, texts, args.new_tokens, sampling))
             prompt_ids = [tok(t)["input_ids"] for t in texts]
             rows.append(row(batch, mode, seconds, first_s, load_s, prompt_ids, out, prefill_s))
     return rows
