@@ -14,7 +14,7 @@ import ml_collections
 
 from lift_jax.config import base_config
 from lift_jax.errors import CorruptFileError, MissingInputError
-from lift_jax.lora import merge_lora
+from lift_jax.lora import fold_lora
 from lift_jax.models import LoadedModel, load
 from lift_jax.peft_io import import_peft_adapter
 from lift_jax.prompting import PromptFormat, encode_prompt
@@ -102,13 +102,14 @@ def ask_sampling(
 
 
 def answerer_for_run(run_dir: Path, base: bool = False, params: SamplingParams | None = None) -> Answerer:
-    """Load the run's base model, plus its LIFTed adapter (merged for decoding) unless `base`; `params` default
-    to the run's `ask` settings."""
+    """Load the run's base model, plus its LIFTed adapter (folded into the base weights for decoding) unless
+    `base`; `params` default to the run's `ask` settings. Both have the base model's structure, so the LIFTed and
+    the base answerer share compiled programs."""
     settings = run_settings(run_dir)
     loaded = load(settings["model_path"], dtype=settings.get("dtype", "float32"))
     if not base:
         import_peft_adapter(loaded.module, RunDir(run_dir).adapter)
-        merge_lora(loaded.module)
+        fold_lora(loaded.module)
     fmt = PromptFormat(settings.get("use_chat_template", True), settings.get("system_prompt") or None)
     params = ask_sampling(settings) if params is None else params
     return Answerer(loaded, fmt, params, settings.get("ask", {}).get("context_tokens", 0))

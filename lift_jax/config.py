@@ -20,7 +20,7 @@ FALLBACKS = ("what_about", "none")
 TEACHER_PROMPT = (
     "Read the document and answer the question in one short sentence.\n\nDocument:\n{document}\n\n"
     "Question: {question}"
-)  # cd.fallback: a question for sentences left without one
+)
 GENERATING_METHODS = ("lift", "lift+raw", "lift+cd")  # methods that run the question generator
 
 
@@ -100,6 +100,10 @@ def cd_config() -> ml_collections.ConfigDict:
     # "what_about": "What does the document say about <its first content words>?"
     cd.fallback = "what_about"
     cd.fallback_always = False  # also ask the fallback question of sentences that kept generated ones
+    # Fill-in-the-blank questions per sentence, beside the generated ones: the sentence with one of its first N
+    # names, dates or numbers blanked out ('Fill in the blank as the document says: "... ____ ..."'). They need
+    # no generator and ask for exactly the facts a reader is quizzed on; 0 = none.
+    cd.cloze_per_sentence = 0
     # What the teacher reads: {document} is the window, {question} the question (then the chat template). The
     # request for a short answer keeps the targets on the facts and the teacher's decode short.
     cd.teacher_prompt = TEACHER_PROMPT
@@ -160,6 +164,8 @@ def validate_method(cfg: ml_collections.ConfigDict) -> None:
         for name in ("context_tokens", "top_k", "max_answer_tokens", "max_questions_per_sentence"):
             if cd[name] < 1:
                 raise ConfigError(f"cd.{name} must be at least 1, got {cd[name]}")
+        if cd.cloze_per_sentence < 0:
+            raise ConfigError(f"cd.cloze_per_sentence must not be negative, got {cd.cloze_per_sentence}")
         if not 0.0 <= cd.holdout < 1.0:
             raise ConfigError(f"cd.holdout must be in [0, 1), got {cd.holdout}")
         if cd.ce_weight < 0:

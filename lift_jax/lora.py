@@ -193,6 +193,16 @@ def merge_lora(model: nnx.Module) -> None:
             layer.merged = True
 
 
+def fold_lora(model: Transformer) -> None:
+    """Merge every adapter into its base kernel for good and put the plain linear back in its place: the model
+    then has the base model's structure (the same compiled programs as the base, no adapter arrays)."""
+    merge_lora(model)
+    for block, name in list(linear_slots(model)):
+        current = getattr(block, name)
+        if isinstance(current, LoRADense):
+            setattr(block, name, current.base)
+
+
 def unmerge_lora(model: nnx.Module) -> None:
     """Subtract the adapters again; exact in float32, within bfloat16 rounding for a bfloat16 base."""
     for layer in _lora_layers(model):

@@ -120,3 +120,15 @@ def test_suppress_words_are_comma_separated_single_words():
     cfg.cd.suppress_words = "document,the passage"
     with pytest.raises(ConfigError, match="cd.suppress_words holds 'the passage'; give single words"):
         validate_method(cfg)
+
+
+def test_a_negative_cloze_count_is_a_config_error():
+    from lift_jax.config import validate_method
+    from lift_jax.errors import ConfigError
+
+    cfg = base_config()
+    cfg.method, cfg.cd.cloze_per_sentence = "lift+cd", 2
+    validate_method(cfg)
+    cfg.cd.cloze_per_sentence = -1
+    with pytest.raises(ConfigError, match="cd.cloze_per_sentence must not be negative, got -1"):
+        validate_method(cfg)

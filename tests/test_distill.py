@@ -18,7 +18,7 @@ import lift_jax.synth.pipeline as pipeline
 from lift_jax.batching import Example, make_batch
 from lift_jax.config import base_config
 from lift_jax.distill.cache import TeacherAnswer, TeacherCache
-from lift_jax.distill.questions import fallback_question, select_questions
+from lift_jax.distill.questions import cloze_questions, cloze_spans, fallback_question, select_questions
 from lift_jax.distill.stage import Distiller, is_held_out
 from lift_jax.distill.targets import distill_example, renormalised
 from lift_jax.distill.teacher import Teacher, document_windows, frozen_base, word_token_ids
@@ -101,6 +101,34 @@ def test_question_filter_drops_duplicates_and_off_topic_and_falls_back():
     assert fallback_question(sentence, "what_about") == want
     assert fallback_question("It was so.", "what_about") is None
     assert fallback_question(sentence, "none") is None
+
+
+def test_cloze_spans_are_the_names_dates_and_numbers_and_each_question_blanks_one():
+    sentence = ("The American Football Conference (AFC) champion Denver Broncos beat the Carolina Panthers 24–10 on "
+                "February 7, 2016, in May 2015 terms, at a cost of $1.2 billion.")
+    spans = [sentence[a:b] for a, b in cloze_spans(sentence)]
+    assert spans == ["American Football Conference", "Denver Broncos", "Carolina Panthers", "24–10",
+                     "February 7, 2016", "May 2015", "1.2 billion"]  # no leading "The", no "(AFC)" repeat
+    questions = cloze_questions(sentence, 2)
+    assert questions == [
+        'Fill in the blank as the document says: "The ____ (AFC) champion Denver Broncos beat the Carolina '
+        'Panthers 24–10 on February 7, 2016, in May 2015 terms, at a cost of $1.2 billion."',
+        'Fill in the blank as the document says: "The American Football Conference (AFC) champion ____ beat the '
+        'Carolina Panthers 24–10 on February 7, 2016, in May 2015 terms, at a cost of $1.2 billion."',
+    ]
+    assert cloze_questions("It was so, and then it was not.", 3) == []
+    assert cloze_questions(sentence, 0) == []
+
+
+def test_the_step_estimate_counts_the_cloze_questions_of_every_sentence():
+    from lift_jax.absorbing.settings import estimate_total_steps
+
+    cfg = base_config()
+    cfg.method, cfg.train.batch_size, cfg.train.epochs = "lift+cd", 4, 2
+    cfg.cd.max_questions_per_sentence, cfg.cd.cloze_per_sentence = 2, 3
+    sentences = len(split_sentences(DOCUMENT, cfg.generator.min_sentence_chars, cfg.generator.max_sentence_chars))
+    assert sentences == 10
+    assert estimate_total_steps(cfg, DOCUMENT, tokenizer=None) == 2 * -(-10 * (2 + 3) // 4) == 26
 
 
 def test_teacher_cache_round_trip_and_torn_last_line(tmp_path):
@@ -358,3 +386,8 @@ def test_fallback_always_adds_the_sentence_question_within_the_question_limit(ti
     cfg.cd.fallback_always = False
     assert Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc2").open_writer()).questions(
         5, generated) == generated
+    cfg.cd.cloze_per_sentence = 1  # after the generated questions, outside their limit
+    with_cloze = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc3").open_writer())
+    sentence = with_cloze.sentences[5]
+    assert with_cloze.questions(5, generated) == [*generated, *cloze_questions(sentence, 1)]
+    assert with_cloze.stats.cloze_questions == 1

@@ -16,6 +16,7 @@ from lift_jax.lora import (
     LoRAConfig,
     apply_lora,
     count_lora_params,
+    fold_lora,
     lora_modules,
     merge_lora,
     reset_lora,
@@ -119,6 +120,19 @@ def test_merge_unmerge_and_reset(tiny_checkpoints):
     assert np.abs(kernel_after - kernel_before).max() <= 1e-6
     reset_lora(model.module, seed=2)
     assert np.abs(np.asarray(model.module(ids)) - base_logits).max() <= 1e-5
+
+
+def test_fold_gives_the_adapted_logits_with_the_base_models_structure(tiny_checkpoints):
+    base = load(tiny_checkpoints["llama3"])
+    model = load(tiny_checkpoints["llama3"])
+    apply_lora(model.module, LoRAConfig(rank=4, alpha=8), seed=0)
+    _randomize_b(model.module, seed=1)
+    ids = jnp.asarray(_ids(2))
+    adapted = np.asarray(model.module(ids))
+    fold_lora(model.module)
+    assert np.abs(np.asarray(model.module(ids)) - adapted).max() <= 1e-4
+    assert nnx.graphdef(model.module) == nnx.graphdef(base.module)  # one compiled program for base and LIFTed
+    assert not lora_modules(model.module) and count_lora_params(model.module) == 0
 
 
 def test_unknown_target_module_is_rejected():

@@ -56,7 +56,8 @@ def estimate_total_steps(cfg: ml_collections.ConfigDict, document: str, tokenize
     over them).
 
     Items: for `lift` (and `lift+raw`) every sentence of the document as the generator splits it times
-    `generator.qa_per_sentence` pairs (`lift+cd`: `cd.max_questions_per_sentence` questions), an upper bound (a
+    `generator.qa_per_sentence` pairs (`lift+cd`: `cd.max_questions_per_sentence` + `cd.cloze_per_sentence`
+    questions), an upper bound (a
     sentence may yield fewer, or none), so training never runs past the schedule's end; for `raw` (and
     `lift+raw`) the document's `raw_chunk_tokens` chunks, exact. Epoch 1: each process streams its own share
     (sentence / chunk i goes to process i % N), so all take ceil(largest share / (its rows x grad_accum)) steps;
@@ -68,7 +69,8 @@ def estimate_total_steps(cfg: ml_collections.ConfigDict, document: str, tokenize
     if cfg.method in GENERATING_METHODS:
         g = cfg.generator
         sentences = len(split_sentences(document, g.min_sentence_chars, g.max_sentence_chars))
-        m = cfg.cd.max_questions_per_sentence if cfg.method == "lift+cd" else g.qa_per_sentence
+        cd = cfg.cd
+        m = cd.max_questions_per_sentence + cd.cloze_per_sentence if cfg.method == "lift+cd" else g.qa_per_sentence
     if cfg.method in ("raw", "lift+raw"):
         chunks = len(raw_chunks(tokenizer, document, cfg.raw_chunk_tokens))
     share = -(-sentences // count) * m + -(-chunks // count)

@@ -1,4 +1,5 @@
-"""Which generated questions a sentence keeps: on-topic, not near-duplicates, at least one per sentence."""
+"""Which questions a sentence gets: the generated ones that are on-topic and not near-duplicates, a deterministic
+fallback when none survives, and optional deterministic fill-in-the-blank questions about its names and numbers."""
 
 from __future__ import annotations
 
@@ -55,3 +56,44 @@ def fallback_question(sentence: str, kind: str) -> str | None:
     if not words:
         return None
     return f"What does the document say about {' '.join(words[:4])}?"
+
+
+# A name (capitalised words, "of"/"and"/"the"/"de"/"for" allowed between them), a date ("February 7, 2016") or a
+# number with its separators and scale ("24–10", "1.2 billion").
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_NAME_WORD = rf"(?!{_MONTH}\s+\d)[A-Z][\w'’.&-]*"  # a date's month starts a date, not a name
+_SPAN = re.compile(
+    rf"{_MONTH}(?:\s+\d{{1,2}}\b)?(?:,?\s+\d{{4}}\b)?"
+    rf"|{_NAME_WORD}(?:\s+(?:(?:of|and|the|de|for)\s+)?{_NAME_WORD})*"
+    r"|\d(?:[\d,.:/–-]*\d)?(?:\s*(?:%|percent|million|billion|thousand))?"
+)
+BLANK = "____"
+CLOZE_PROMPT = 'Fill in the blank as the document says: "{masked}"'
+
+
+def cloze_spans(sentence: str) -> list[tuple[int, int]]:
+    """(start, end) of the names, dates and numbers in `sentence`, in order. A leading stop word is not part of a
+    name ("The American Football Conference" -> "American Football Conference"); skipped: a lone stop word, a
+    parenthesised abbreviation ("(AFC)", a repeat of the name before it) and a span that is most of the sentence."""
+    spans = []
+    for match in _SPAN.finditer(sentence):
+        start, text = match.start(), match.group().rstrip(".")
+        first, _, rest = text.partition(" ")
+        if rest and first.lower() in STOPWORDS:
+            start, text = start + len(first) + 1, rest
+        end = start + len(text)
+        if text.lower() in STOPWORDS or not content_words(text) or end - start > len(sentence) // 2:
+            continue
+        if sentence[start - 1 : start] == "(" and sentence[end : end + 1] == ")":
+            continue
+        spans.append((start, end))
+    return spans
+
+
+def cloze_questions(sentence: str, limit: int) -> list[str]:
+    """Up to `limit` fill-in-the-blank questions: `sentence` with one of its first `limit` names, dates or numbers
+    replaced by a blank. The teacher, reading the window, answers them; the student learns to recall the span
+    from the rest of the sentence."""
+    sentence = " ".join(sentence.split())
+    spans = cloze_spans(sentence)[:limit]
+    return [CLOZE_PROMPT.format(masked=f"{sentence[:a]}{BLANK}{sentence[b:]}") for a, b in spans]

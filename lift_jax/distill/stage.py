@@ -1,7 +1,8 @@
 """The teacher stage of `lift+cd`: between the question generator and the trainer.
 
 For each sentence the generator finishes (cached sentences first, in cache order), its questions are
-filtered (`questions.select_questions`, a fallback question when none survives), a seeded share is held out,
+filtered (`questions.select_questions`, a fallback question when none survives), fill-in-the-blank questions are
+added when `cd.cloze_per_sentence` asks for them, a seeded share is held out,
 and the teacher answers them reading the sentence's window (from the teacher cache when it holds them).
 Training items carry their teacher targets; held-out questions never reach the buffer.
 """
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from lift_jax.data import TrainItem
 from lift_jax.distill.cache import TeacherAnswer, TeacherCache, teacher_key
-from lift_jax.distill.questions import fallback_question, select_questions
+from lift_jax.distill.questions import cloze_questions, fallback_question, select_questions
 from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.synth.split import preceding_context, split_sentences
 
@@ -47,6 +48,7 @@ class DistillStats:
 
     sentences: int = 0
     fallback_questions: int = 0
+    cloze_questions: int = 0
     questions: int = 0
     held_out: int = 0
     teacher_computed: int = 0
@@ -78,7 +80,13 @@ class Distiller:
         self.bar = tqdm(total=len(sentences), desc="teacher", unit="sentence", disable=not progress)
 
     def questions(self, index: int, generated: Iterable[str]) -> list[str]:
-        """The filtered questions of sentence `index` (the fallback one if none is left)."""
+        """The questions of sentence `index`: the filtered generated ones (the fallback one if none is left, or
+        always with `cd.fallback_always`), then its fill-in-the-blank ones."""
+        cloze = cloze_questions(self.sentences[index], self.cd.cloze_per_sentence)
+        self.stats.cloze_questions += len(cloze)
+        return self._generated_questions(index, generated) + cloze
+
+    def _generated_questions(self, index: int, generated: Iterable[str]) -> list[str]:
         kept = select_questions(generated, self.sentences[index], self.contexts[index],
                                 self.cd.max_questions_per_sentence, self.cd.duplicate_overlap)
         if kept and not self.cd.fallback_always:
