@@ -36,6 +36,15 @@ def test_rows_recompute_the_split_scores_of_one_document(tmp_path, capsys):
     assert "| a | lift | 2 | 40.00 | 80.00 | 0.00 | 50.00 | 0.00 | 10.00 | 7 |" in capsys.readouterr().out
 
 
+def test_shared_documents_keeps_only_the_documents_every_folder_has(tmp_path):
+    _write(tmp_path / "long", [_record("A", "lift", "nobody", False), _record("B", "lift", "Denver Broncos", False)])
+    _write(tmp_path / "short", [_record("B", "lift", "the Denver Broncos won", False)])
+    both = [tmp_path / "long", tmp_path / "short"]
+    assert [row[:4] for row in comparison_rows(both, None)] == [["long", "lift", 2, 50.0], ["short", "lift", 1, 80.0]]
+    assert [row[:4] for row in comparison_rows(both, None, shared=True)] == [
+        ["long", "lift", 1, 100.0], ["short", "lift", 1, 80.0]]
+
+
 def test_a_folder_without_predictions_or_records_is_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path)])

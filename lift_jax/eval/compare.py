@@ -1,8 +1,9 @@
 """One table over several SQuAD evaluation output folders: the same scores as each folder's summary, recomputed
-from its predictions.jsonl (optionally for one document), one row per (folder, method), split by the
-truncated-ICL window. For comparing runs that differ in one setting (e.g. docs/results/squad_window_levers).
+from its predictions.jsonl (optionally for one document, or for the documents every folder has), one row per
+(folder, method), split by the truncated-ICL window. For comparing runs that differ in one setting (e.g.
+docs/results/squad_window_levers).
 
-    python -m lift_jax.eval.compare [--doc DOC_ID] DIR [DIR ...]
+    python -m lift_jax.eval.compare [--doc DOC_ID | --shared-documents] DIR [DIR ...]
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ def _pairs(times: dict[str, Any]) -> int | None:
     return times["pairs_generated"] + times.get("pairs_reused", 0)
 
 
-def comparison_rows(folders: Sequence[Path], doc_id: str | None) -> list[list[Any]]:
-    """One row per (folder, method) with the columns of HEADER."""
+def comparison_rows(folders: Sequence[Path], doc_id: str | None, shared: bool = False) -> list[list[Any]]:
+    """One row per (folder, method) with the columns of HEADER; with `shared`, over the documents that every
+    folder has records of (a run on the first N documents against a longer one)."""
+    per_folder = [read_predictions(folder, doc_id) for folder in folders]
+    if shared:
+        common = set.intersection(*({str(r.get("doc_id")) for r in records} for records in per_folder))
+        per_folder = [[r for r in records if str(r.get("doc_id")) in common] for records in per_folder]
     rows = []
-    for folder in folders:
-        records = read_predictions(folder, doc_id)
+    for folder, records in zip(folders, per_folder, strict=True):
         scores, timing = summarize(records, SQUAD_METRICS), timing_summary(records)
         for method, entry in scores.items():
             sides = entry.get("in_window", {})
@@ -59,9 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="evaluation output folders")
     parser.add_argument("--doc", default=None, help="only this document's records (its doc_id)")
+    parser.add_argument("--shared-documents", action="store_true",
+                        help="only the records of documents that every folder has")
     args = parser.parse_args(argv)
     try:
-        rows = comparison_rows(args.folders, args.doc)
+        rows = comparison_rows(args.folders, args.doc, args.shared_documents)
     except LiftError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
