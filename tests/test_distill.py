@@ -391,3 +391,6 @@ def test_fallback_always_adds_the_sentence_question_within_the_question_limit(ti
     sentence = with_cloze.sentences[5]
     assert with_cloze.questions(5, generated) == [*generated, *cloze_questions(sentence, 1)]
     assert with_cloze.stats.cloze_questions == 1
+    echoed = [generated[0], *cloze_questions(sentence, 1)]  # a generator that wrote the cloze question itself
+    assert with_cloze.questions(5, echoed) == echoed
+    assert with_cloze.stats.cloze_questions == 1

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from lift_jax.errors import LiftError
 from lift_jax.eval.compare import comparison_rows, main
 
 
@@ -43,6 +44,9 @@ def test_shared_documents_keeps_only_the_documents_every_folder_has(tmp_path):
     assert [row[:4] for row in comparison_rows(both, None)] == [["long", "lift", 2, 50.0], ["short", "lift", 1, 80.0]]
     assert [row[:4] for row in comparison_rows(both, None, shared=True)] == [
         ["long", "lift", 1, 100.0], ["short", "lift", 1, 80.0]]
+    _write(tmp_path / "other", [_record("C", "lift", "x", False)])
+    with pytest.raises(LiftError, match="--shared-documents: the folders have no document in common"):
+        comparison_rows([tmp_path / "long", tmp_path / "other"], None, shared=True)
 
 
 def test_a_folder_without_predictions_or_records_is_one_error_line(tmp_path, capsys):

@@ -34,7 +34,8 @@ def teacher_for(loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.C
             log.warning("cd.suppress_words: no spelling of %r is one token of this tokenizer; not suppressed", word)
         suppress.extend(ids)
     return Teacher(module, loaded.tokenizer, fmt, stops, pad_id, cfg.cd.top_k, cfg.cd.max_answer_tokens,
-                   cfg.cd.teacher_prompt, batch=cfg.cd.max_questions_per_sentence, suppress_ids=suppress)
+                   cfg.cd.teacher_prompt, batch=cfg.cd.max_questions_per_sentence + cfg.cd.cloze_per_sentence,
+                   suppress_ids=suppress)
 
 
 def start_cd_producer(cfg: ml_collections.ConfigDict, document: str, teacher: Teacher, teacher_cache: Path,

@@ -81,10 +81,11 @@ class Distiller:
 
     def questions(self, index: int, generated: Iterable[str]) -> list[str]:
         """The questions of sentence `index`: the filtered generated ones (the fallback one if none is left, or
-        always with `cd.fallback_always`), then its fill-in-the-blank ones."""
-        cloze = cloze_questions(self.sentences[index], self.cd.cloze_per_sentence)
+        always with `cd.fallback_always`), then its fill-in-the-blank ones not already among them."""
+        kept = self._generated_questions(index, generated)
+        cloze = [q for q in cloze_questions(self.sentences[index], self.cd.cloze_per_sentence) if q not in kept]
         self.stats.cloze_questions += len(cloze)
-        return self._generated_questions(index, generated) + cloze
+        return kept + cloze
 
     def _generated_questions(self, index: int, generated: Iterable[str]) -> list[str]:
         kept = select_questions(generated, self.sentences[index], self.contexts[index],

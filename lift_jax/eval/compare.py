@@ -45,6 +45,9 @@ def comparison_rows(folders: Sequence[Path], doc_id: str | None, shared: bool = 
     per_folder = [read_predictions(folder, doc_id) for folder in folders]
     if shared:
         common = set.intersection(*({str(r.get("doc_id")) for r in records} for records in per_folder))
+        if not common and all(per_folder):
+            raise LiftError("--shared-documents: the folders have no document in common (compare runs on the "
+                            "same data file, or drop the flag)")
         per_folder = [[r for r in records if str(r.get("doc_id")) in common] for records in per_folder]
     rows = []
     for folder, records in zip(folders, per_folder, strict=True):
