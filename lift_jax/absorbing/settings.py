@@ -58,11 +58,10 @@ def estimate_total_steps(cfg: ml_collections.ConfigDict, document: str, tokenize
     Items: for `lift` (and `lift+raw`) every sentence of the document as the generator splits it times
     `generator.qa_per_sentence` pairs (`lift+cd`: `cd.max_questions_per_sentence` + `cd.cloze_per_sentence`
     questions), an upper bound (a sentence may yield fewer, or none), so training never runs past the schedule's
-    end; for `raw` (and
-    `lift+raw`) the document's `raw_chunk_tokens` chunks, exact. Epoch 1: each process streams its own share
-    (sentence / chunk i goes to process i % N), so all take ceil(largest share / (its rows x grad_accum)) steps;
-    later epochs: ceil(items / (batch_size x grad_accum)) each. With one process this is the step count of a run
-    whose sentences all yield m items.
+    end; for `raw` (and `lift+raw`) the document's `raw_chunk_tokens` chunks, exact. Epoch 1: each process streams
+    its own share (sentence / chunk i goes to process i % N), so all take ceil(largest share / (its rows x
+    grad_accum)) steps; later epochs: ceil(items / (batch_size x grad_accum)) each. With one process this is the
+    step count of a run whose sentences all yield m items.
     """
     count = jax.process_count()
     sentences = chunks = m = 0
