@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lift_jax.errors import MissingInputError
 from lift_jax.eval import niah_data, paths
+from lift_jax.eval.benchmark import BenchmarkFormatError
 from lift_jax.eval.niah_data import (
     NEEDLE,
     QUESTION,
@@ -186,3 +188,16 @@ def test_data_root_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path) -> No
 def test_window_ends_at_a_sentence_end_and_starts_mid_sentence() -> None:
     essay = "Alpha beta gamma. Delta epsilon zeta. Eta theta."
     assert fit_distractor([essay], [0], "Needle.", 5, words) == "gamma. Delta epsilon zeta."
+
+
+def test_essay_folder_skips_hidden_files_strips_a_bom_and_names_bad_ones(tmp_path) -> None:
+    (tmp_path / "b.txt").write_text("\ufeffSecond essay.", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("First essay.")
+    (tmp_path / "._a.txt").write_bytes(b"\x00\x05\x16\x07\xff")  # a macOS AppleDouble file
+    (tmp_path / "old.txt").mkdir()
+    assert load_essays(tmp_path) == ["First essay.", "Second essay."]
+    (tmp_path / "c.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(BenchmarkFormatError, match=r"c\.txt: byte 3: not UTF-8 text"):
+        load_essays(tmp_path)
+    with pytest.raises(MissingInputError, match=r"a\.txt is not a folder; set --config.data to the folder"):
+        load_essays(tmp_path / "a.txt")

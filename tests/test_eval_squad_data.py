@@ -90,6 +90,16 @@ def test_invalid_json_names_the_position() -> None:
             '{"id": "a", "question": "q", "answers": [{"text": "x"}]}]}]}]}',
             'data[0].paragraphs[0].qas[1]: duplicate id "a"',
         ),
+        (
+            '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": '
+            '[{"id": "a", "question": "q", "answers": [], "is_impossible": true}]}]}]}',
+            "data[0].paragraphs[0].qas[0]: an unanswerable question (is_impossible, SQuAD v2.0)",
+        ),
+        (
+            '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": []}]}, '
+            '{"title": "T", "paragraphs": [{"context": "c", "qas": []}]}]}',
+            'data[1]: article title "T" repeats data[0]',
+        ),
     ],
 )
 def test_malformed_records(tmp_path: Path, content: str, message: str) -> None:
@@ -142,3 +152,21 @@ def test_malformed_articles_name_the_record(unit: str) -> None:
         load_squad(path, unit=unit)
     assert str(info.value) == (f'{path}: data[0].paragraphs[1].qas[1]: "answers" is empty (SQuAD v1.1 needs a '
                                "gold answer)")
+
+
+@pytest.mark.parametrize("unit", ["paragraph", "article"])
+def test_documents_without_questions_are_skipped_and_not_counted(tmp_path: Path, unit: str) -> None:
+    qa = '{{"id": "{0}", "question": "q{0}", "answers": [{{"text": "x"}}]}}'
+    content = (
+        '{"data": [{"title": "Empty", "paragraphs": [{"context": "c", "qas": []}]}, '
+        '{"title": "T", "paragraphs": [{"context": "c0", "qas": []}, {"context": "c1", "qas": [' + qa.format("a")
+        + ']}]}, {"title": "U", "paragraphs": [{"context": "c", "qas": [' + qa.format("b") + "]}]}]}"
+    )
+    path = tmp_path / "holes.json"
+    path.write_text(content)
+    docs = load_squad(path, max_documents=1, unit=unit)
+    assert [d.id for d in docs] == (["T/1"] if unit == "paragraph" else ["T"])
+    assert [q.id for q in docs[0].questions] == ["a"]
+    if unit == "article":
+        assert docs[0].questions[0].passage == 1 and docs[0].text == "c0\n\nc1"
+    assert len(load_squad(path, unit=unit)) == 2

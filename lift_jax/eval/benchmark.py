@@ -54,17 +54,18 @@ def kind_name(value: object) -> str:
     return _KIND_NAMES.get(type(value), type(value).__name__)
 
 
-def require(record: object, key: str, kind: type, *, path: str | Path, where: str) -> Any:
-    """`record[key]`, checked to exist and be of `kind`; otherwise a BenchmarkFormatError at `where`."""
+def require(record: object, key: str, kind: type | tuple[type, ...], *, path: str | Path, where: str) -> Any:
+    """`record[key]`, checked to exist and be of `kind` (or one of several); otherwise a BenchmarkFormatError at
+    `where`."""
     if not isinstance(record, dict):
         raise BenchmarkFormatError(path, where, f"expected an object, got {kind_name(record)}")
     if key not in record:
         raise BenchmarkFormatError(path, where, f'missing "{key}"')
     value = record[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise BenchmarkFormatError(
-            path, where, f'"{key}" must be {_KIND_NAMES.get(kind, kind.__name__)}, got {kind_name(value)}'
-        )
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and int in kinds):
+        expected = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+        raise BenchmarkFormatError(path, where, f'"{key}" must be {expected}, got {kind_name(value)}')
     return value
 
 

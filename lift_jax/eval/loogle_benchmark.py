@@ -16,10 +16,11 @@ SHORT_CATEGORY = "short_dependency"
 
 
 def loogle_files(data: str | Path) -> list[Path]:
-    """The JSONL file `data`, or every *.jsonl in the folder `data` in name order."""
+    """The JSONL file `data`, or the QA files of the folder `data` in name order: its *_qa.jsonl files (the
+    published LooGLE-testdata layout, beside summarization and cloze files), else every *.jsonl."""
     path = Path(data)
     if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
+        files = sorted(path.glob("*_qa.jsonl")) or sorted(path.glob("*.jsonl"))
         if not files:
             raise MissingInputError(f"no .jsonl files in {path}")
         return files

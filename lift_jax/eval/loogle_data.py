@@ -1,4 +1,4 @@
-"""LooGLE loader (JSONL; `qa_pairs` is a Python literal, parsed with ast.literal_eval)."""
+"""LooGLE loader (JSONL; `qa_pairs` is a list, or a string holding one as JSON or as a Python literal)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,23 @@ def _qa_item(item: object, qid: str, path: Path, where: str) -> QAItem:
     )
 
 
+def _parse_pairs(text: str, path: Path, where: str) -> object:
+    """The value of a `qa_pairs` string: JSON first (escapes such as \\/ and surrogate pairs decoded as JSON
+    means them), else a Python literal (the published files' repr of a list of dicts)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        if text.strip().lower() == "none":
+            problem = '"qa_pairs" is "none": this line holds no questions (a LooGLE summarization file?)'
+        else:
+            problem = f'"qa_pairs" is neither JSON nor a Python literal ({exc})'
+        raise BenchmarkFormatError(path, where, problem) from None
+
+
 def _document(line: str, number: int, path: Path) -> Document:
     where = f"line {number}"
     try:
@@ -52,11 +69,9 @@ def _document(line: str, number: int, path: Path) -> Document:
         raise BenchmarkFormatError(path, where, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
     text = require(record, "input", str, path=path, where=where)
     title = require(record, "title", str, path=path, where=where)
-    literal = require(record, "qa_pairs", str, path=path, where=where)
-    try:
-        pairs = ast.literal_eval(literal)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise BenchmarkFormatError(path, where, f'"qa_pairs" is not a Python literal ({exc})') from None
+    pairs = require(record, "qa_pairs", (str, list), path=path, where=where)
+    if isinstance(pairs, str):
+        pairs = _parse_pairs(pairs, path, where)
     if not isinstance(pairs, list):
         raise BenchmarkFormatError(path, where, f'"qa_pairs" must be a list, got {kind_name(pairs)}')
     doc_id = f"{path.stem}:{number}"
@@ -80,9 +95,10 @@ def _documents(path: Path) -> Iterator[Document]:
 def load_loogle(path: str | Path, max_documents: int | None = None) -> list[Document]:
     """Documents of a LooGLE JSONL file (first `max_documents`; None = all), ids `<file stem>:<line>[:<qa>]`.
 
-    LongQA items carry `category` (one of LONGQA_CATEGORIES) and `evidence`; a malformed line raises
+    Lines without questions are skipped. LongQA items carry `category` (one of LONGQA_CATEGORIES) and
+    `evidence`; a malformed line raises
     BenchmarkFormatError naming the file, the line number and the problem. Lines after the last returned
     document are not read.
     """
     check_max_documents(max_documents)
-    return list(islice(_documents(Path(path)), max_documents))
+    return list(islice((d for d in _documents(Path(path)) if d.questions), max_documents))

@@ -19,7 +19,7 @@ from pathlib import Path
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 from lift_jax.errors import ConfigError, MissingInputError
-from lift_jax.eval.benchmark import Document, QAItem
+from lift_jax.eval.benchmark import BenchmarkFormatError, Document, QAItem
 
 NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
 QUESTION = "What is the best thing to do in San Francisco?"
@@ -97,11 +97,21 @@ def cell_accuracy(scores: Iterable[tuple[str, float]]) -> dict[tuple[int, float]
 
 
 def load_essays(directory: str | Path) -> list[str]:
-    """The `*.txt` essays of a folder, in sorted file-name order."""
-    files = sorted(Path(directory).glob("*.txt"))
+    """The `*.txt` essays of a folder, in sorted file-name order (hidden files such as macOS `._*` skipped)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MissingInputError(f"{directory} is not a folder; set --config.data to the folder of haystack essays "
+                                "(*.txt)")
+    files = sorted(f for f in directory.glob("*.txt") if f.is_file() and not f.name.startswith("."))
     if not files:
         raise MissingInputError(f"no .txt essays in {directory}")
-    return [f.read_text(encoding="utf-8") for f in files]
+    essays = []
+    for f in files:
+        try:
+            essays.append(f.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise BenchmarkFormatError(f, f"byte {exc.start}", "not UTF-8 text") from None
+    return essays
 
 
 @functools.cache

@@ -34,6 +34,9 @@ def _read_json(path: Path) -> Any:
 def _question(qa: object, path: Path, where: str, passage: int | None) -> QAItem:
     qid = require(qa, "id", str, path=path, where=where)
     question = require(qa, "question", str, path=path, where=where)
+    if qa.get("is_impossible"):
+        raise BenchmarkFormatError(path, where, "an unanswerable question (is_impossible, SQuAD v2.0); this harness "
+                                   "scores SQuAD v1.1: remove the unanswerable questions first")
     answers = require(qa, "answers", list, path=path, where=where)
     if not answers:
         raise BenchmarkFormatError(path, where, '"answers" is empty (SQuAD v1.1 needs a gold answer)')
@@ -82,7 +85,13 @@ def _documents(path: Path, unit: str) -> Iterator[Document]:
     root = _read_json(path)
     articles = require(root, "data", list, path=path, where="top level")
     seen: set[str] = set()
+    titles: dict[str, int] = {}
     for a, article in enumerate(articles):
+        title = require(article, "title", str, path=path, where=f"data[{a}]")
+        if title in titles:  # document ids are built from titles
+            problem = f'article title "{title}" repeats data[{titles[title]}]; every article needs its own title'
+            raise BenchmarkFormatError(path, f"data[{a}]", problem)
+        titles[title] = a
         if unit == "paragraph":
             for p, (title, context, questions) in enumerate(_paragraphs(article, a, path, seen, passages=False)):
                 yield Document(id=f"{title}/{p}", title=title, text=context, questions=questions)
@@ -96,6 +105,7 @@ def load_squad(
 ) -> list[Document]:
     """Documents of a SQuAD-format file: one per paragraph, or one per article with `unit="article"`; only the
     articles named in `titles` when given (file order); the first `max_documents` of them (None = all).
+    Paragraphs (articles) without questions are skipped and keep their indices out of the others' ids.
 
     Only the records up to the last returned document are validated (the whole file when `titles` is given); a
     malformed one (an article without paragraphs, a question without answers, ...) raises
@@ -105,7 +115,7 @@ def load_squad(
     if unit not in UNITS:
         raise ConfigError(f"document_unit={unit!r} is unknown; use {' or '.join(UNITS)}")
     path = Path(path)
-    docs: Iterable[Document] = _documents(path, unit)
+    docs: Iterable[Document] = (d for d in _documents(path, unit) if d.questions)
     if titles:
         selected = [d for d in docs if d.title in set(titles)]
         missing = [t for t in titles if t not in {d.title for d in selected}]
