@@ -59,7 +59,7 @@ class FaultServer:
         delay_s: float = 0.0,
         retry_after: str = "0",
         always_fail: tuple[str, ...] = (),
-        reject_json_mode: bool = False,
+        reject_json_mode: int = 0,
         required_key: str | None = None,
         echo_auth: bool = False,
         replies: dict[str, str] | None = None,
@@ -146,12 +146,14 @@ class FaultServer:
             return h._send(400, json.dumps({"error": f"bad request; you sent {auth}"}).encode())
         if self.required_key is not None and auth != f"Bearer {self.required_key}":
             return h._send(401, b'{"error": "invalid api key"}')
-        if self.reject_json_mode and "response_format" in payload:
-            return h._send(400, b'{"error": "response_format is not supported"}')
+        if self.reject_json_mode and "response_format" in payload:  # the HTTP status it answers with
+            return h._send(self.reject_json_mode, b'{"error": "response_format is not supported"}')
         fault = self.fault_for(key, n)
         if fault is not None:
             with self.lock:
                 self.faults[fault] += 1
+        if fault == "400":  # a request the server refuses whatever its options
+            return h._send(400, b'{"error": "maximum context length is 4096 tokens"}')
         if fault == "500":
             return h._send(500, b'{"error": "internal"}')
         if fault == "429":

@@ -75,8 +75,9 @@ def test_a_4xx_is_final_and_not_retried() -> None:
     assert info.value.fatal and server.requests["The tower is tall."] == 1
 
 
-def test_json_mode_falls_back_once_when_rejected() -> None:
-    with FaultServer(reject_json_mode=True) as server:
+@pytest.mark.parametrize("status", [400, 422])
+def test_json_mode_falls_back_once_when_rejected(status: int) -> None:
+    with FaultServer(reject_json_mode=status) as server:
 
         async def go():
             async with OpenAIClient(settings(server, json_mode=True)) as client:
@@ -87,6 +88,52 @@ def test_json_mode_falls_back_once_when_rejected() -> None:
         stats = asyncio.run(go())
     assert stats.json_mode_fallbacks == 1
     assert ["response_format" in p for p in server.payloads] == [True, False, False]
+
+
+def test_a_400_about_something_else_keeps_json_mode_and_names_the_model() -> None:
+    tower, bridge = CHAT, [{"role": "user", "content": CHAT[0]["content"].replace("tower", "bridge")}]
+    with FaultServer() as server:
+        server.fault_for = lambda key, n: "400" if "tower" in key else None
+
+        async def go():
+            async with OpenAIClient(settings(server, json_mode=True)) as client:
+                with pytest.raises(RequestFailed, match=r"HTTP 400 from .*\(model 'fake'\): .*context length"):
+                    await client.chat(tower, max_tokens=64, temperature=0.0)
+                await client.chat(bridge, max_tokens=64, temperature=0.0)
+                return client.stats
+
+        stats = asyncio.run(go())
+    assert stats.json_mode_fallbacks == 0  # the 400 came back without JSON mode too: not JSON mode's fault
+    assert ["response_format" in p for p in server.payloads] == [True, False, True]
+
+
+def test_a_malformed_reply_is_named_with_its_start() -> None:
+    with FaultServer() as server, pytest.raises(RequestFailed) as info:
+        server.fault_for = lambda key, n: "malformed"
+        run_chat(settings(server))
+    assert "last error: malformed response body (JSONDecodeError: " in str(info.value)
+    assert '{"object": "chat.completion", "choices"' in str(info.value)
+
+
+def test_a_reply_body_past_the_limit_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lift_jax.synth.client._MAX_BODY_BYTES", 1 << 20)
+    with (
+        FaultServer(replies={"The tower is tall.": "x" * (2 << 20)}) as server,
+        pytest.raises(RequestFailed, match="last error: reply body over 1 MB"),
+    ):
+        run_chat(settings(server, max_retries=0))
+
+
+def test_the_server_check_warns_about_a_model_it_does_not_list(caplog: pytest.LogCaptureFixture) -> None:
+    async def check(model: str) -> None:
+        async with OpenAIClient(settings(server, model=model)) as client:
+            await client.check()
+
+    with FaultServer() as server:
+        asyncio.run(check("fake"))
+        assert "not among the models" not in caplog.text
+        asyncio.run(check("other"))
+    assert "model 'other' is not among the models" in caplog.text and "('fake')" in caplog.text
 
 
 def test_json_mode_is_sent_when_accepted() -> None:
@@ -105,6 +152,13 @@ def test_concurrency_is_bounded() -> None:
 
         asyncio.run(go())
     assert server.max_in_flight == 3
+
+
+def test_a_key_read_with_its_trailing_newline_is_sent_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTH_TEST_KEY", "sk-test-key\n")  # e.g. export KEY=$(cat key.txt) keeps no newline, but
+    with FaultServer(required_key="sk-test-key") as server:  # a .env file or a secret mount may
+        reply, _ = run_chat(settings(server, api_key_env="SYNTH_TEST_KEY"))
+    assert reply.attempts == 1
 
 
 def test_the_api_key_never_leaks(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -112,3 +112,21 @@ def test_usable_pair_filters_small_model_output() -> None:
     assert not usable_pair(
         QAPair("What?", "The first lighthouse point burned oil."), sentence
     )  # 3 of 5 words
+
+
+def test_the_first_json_value_that_holds_pairs_wins() -> None:
+    expected = [QAPair(f"Question {i}?", f"Answer {i}") for i in range(4)]
+    body = json.dumps({"qa_list": PAIRS})
+    assert parse_reply("Here are [4 of them]: " + body, 10) == expected  # prose with brackets before the JSON
+    assert parse_reply("<think>{question, answer} pairs</think>\n" + body, 10) == expected
+    assert parse_reply(json.dumps({"response": {"qa_list": PAIRS}}), 10) == expected  # nested under an answer key
+    pretty = json.dumps({"result": {"qa_list": PAIRS}}, indent=2)  # no line-format fallback storing '"Q?",'
+    assert parse_reply(pretty, 10) == expected
+
+
+def test_replies_that_would_crash_or_stall_the_parser() -> None:
+    assert parse_reply("[" * 5000, 5) == []  # nesting deeper than the JSON decoder recurses
+    pairs = parse_reply('{"question": "Why \\ud800?", "answer": "A lone surrogate"}', 5)
+    assert pairs == [QAPair("Why ??", "A lone surrogate")]  # encodable for the cache
+    # possessive quantifiers: the old line pattern took about n^3 steps on a run of n spaces (6 s at n = 800)
+    assert parse_lines("Q" + " " * 20_000 + "x") == []

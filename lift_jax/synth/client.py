@@ -26,6 +26,7 @@ from lift_jax.errors import LiftError
 log = logging.getLogger(__name__)
 _FATAL_STATUS = (401, 403, 404)  # wrong key, wrong URL or model: no request can succeed
 _POOL_SIZE = 8
+_MAX_BODY_BYTES = 32 << 20  # far above any completion; a server streaming without end is cut off here
 
 
 class RequestFailed(LiftError, RuntimeError):
@@ -113,13 +114,21 @@ def _choice_texts(body: bytes, chat: bool) -> list[str]:
     return [t or "" for t in texts]
 
 
+def _model_ids(body: bytes) -> list[str]:
+    """The ids listed by a GET /models reply ([] if it is not the usual {"data": [{"id": ...}]})."""
+    try:
+        return [m["id"] for m in json.loads(body)["data"] if isinstance(m["id"], str)]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return []
+
+
 class OpenAIClient:
     """`chat()` and `complete()` against `settings.base_url`; create and use it inside one event loop."""
 
     def __init__(self, settings: ClientSettings):
         self.settings = settings
         self.stats = ClientStats()
-        self._key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+        self._key = os.environ.get(settings.api_key_env, "").strip() if settings.api_key_env else ""
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         # httpcore's pool bookkeeping costs O(connections) per event, so high concurrency is spread over
         # several small pools (each request takes the least busy one) instead of one big pool.
@@ -156,12 +165,18 @@ class OpenAIClient:
             await pool.aclose()
 
     async def check(self) -> None:
-        """Raise RequestFailed unless the server answers at all (any HTTP status but 401/403 counts)."""
+        """Raise RequestFailed unless the server answers at all (any HTTP status but 401/403 counts); warn when
+        it lists its models and the configured one is not among them (llama.cpp's server answers to any name,
+        so that is not an error by itself; a server that refuses the name fails the first request with it)."""
         try:
-            await self._request("GET", "models", None, chat=False, parse=False)
+            served = (await self._request("GET", "models", None, chat=False, parse=False)).texts
         except RequestFailed as e:
             if e.status is None or e.status in (401, 403):
                 raise
+            return
+        if served and self.settings.model not in served:
+            log.warning("model %r is not among the models %s lists (%s); sending it anyway",
+                        self.settings.model, self.settings.base_url, ", ".join(map(repr, served[:20])))
 
     async def chat(
         self,
@@ -213,43 +228,55 @@ class OpenAIClient:
             pool = self._busy.index(min(self._busy))
             self._busy[pool] += 1
             try:
-                async with asyncio.timeout(self.settings.timeout_s):
-                    response = await self._pools[pool].request(method, path, json=payload)
-            except (httpx.TransportError, TimeoutError) as e:
+                async with (
+                    asyncio.timeout(self.settings.timeout_s),
+                    self._pools[pool].stream(method, path, json=payload) as response,
+                ):
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > _MAX_BODY_BYTES:
+                            raise _Transient(f"reply body over {_MAX_BODY_BYTES >> 20} MB")
+            except TimeoutError:
+                raise _Transient(f"no complete reply within {self.settings.timeout_s:g} s") from None
+            except httpx.TransportError as e:
                 raise _Transient(f"{type(e).__name__}: {self._redact(str(e)) or 'no detail'}") from None
             finally:
                 self._busy[pool] -= 1
         status = response.status_code
         if status == 200:
             if not parse:
-                return []
+                return _model_ids(bytes(body))
             try:
-                return _choice_texts(response.content, chat)
-            except (ValueError, KeyError, TypeError, IndexError) as e:
-                raise _Transient(f"malformed response body ({type(e).__name__})") from None
-        detail = self._redact(" ".join(response.text.split()))[:300]
+                return _choice_texts(bytes(body), chat)
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError) as e:
+                snippet = self._redact(" ".join(body.decode("utf-8", "replace").split()))[:200]
+                raise _Transient(f"malformed response body ({type(e).__name__}: {e}): {snippet}") from None
+        detail = self._redact(" ".join(body.decode("utf-8", "replace").split()))[:300]
         if status == 429:
             raise _Transient(f"HTTP 429: {detail}", _retry_after(response.headers.get("retry-after")))
         if status >= 500:
             raise _Transient(f"HTTP {status}: {detail}")
-        raise RequestFailed(f"HTTP {status} from {self.settings.base_url}/{path}: {detail}", status=status)
+        raise RequestFailed(
+            f"HTTP {status} from {self.settings.base_url}/{path} (model {self.settings.model!r}): {detail}",
+            status=status,
+        )
 
     async def _request(
         self, method: str, path: str, payload: dict[str, Any] | None, chat: bool, parse: bool = True
     ) -> Reply:
         s = self.settings
         attempts = 0
+        dropped_json_mode = False
         while True:
             attempts += 1
             try:
                 texts = await self._attempt(method, path, payload, chat, parse)
             except RequestFailed as e:
-                if e.status == 400 and payload is not None and "response_format" in payload:
-                    # The server does not take JSON mode: drop it, for this and every later request.
+                if e.status in (400, 422) and payload is not None and "response_format" in payload:
+                    # Maybe the server does not take JSON mode: try this request without it.
                     payload = {k: v for k, v in payload.items() if k != "response_format"}
-                    self._json_mode = False
-                    self.stats.json_mode_fallbacks += 1
-                    log.info("server rejected response_format=json_object; continuing without JSON mode")
+                    dropped_json_mode = True
                     continue
                 self.stats.failed += 1
                 e.attempts = attempts
@@ -266,5 +293,9 @@ class OpenAIClient:
                 log.debug("retrying %s in %.2fs after attempt %d: %s", path, delay, attempts, e)
                 await asyncio.sleep(delay)
                 continue
+            if dropped_json_mode and self._json_mode:  # it was JSON mode the server rejected
+                self._json_mode = False
+                self.stats.json_mode_fallbacks += 1
+                log.info("server rejected response_format=json_object; continuing without JSON mode")
             self.stats.succeeded += 1
             return Reply(texts, attempts)

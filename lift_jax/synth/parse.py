@@ -13,14 +13,17 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 _FENCE = re.compile(r"```[\w-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
-_Q_LINE = re.compile(r"^\W*(?:question|q)\s*\d*\s*\W*[:.)]\W*\s*(.*)$", re.IGNORECASE)
-_A_LINE = re.compile(r"^\W*(?:answer|a)\s*\d*\s*\W*[:.)]\W*\s*(.*)$", re.IGNORECASE)
+# possessive quantifiers: no backtracking over long runs of whitespace (the old form was cubic in their length)
+_Q_LINE = re.compile(r"^\W*(?:question|q)\s*+\d*+[^\w:.)]*+[:.)]\W*\s*(.*)$", re.IGNORECASE)
+_A_LINE = re.compile(r"^\W*(?:answer|a)\s*+\d*+[^\w:.)]*+[:.)]\W*\s*(.*)$", re.IGNORECASE)
 _TEXT_LINE = re.compile(r"^\W*(?:text|paragraph)\s*:", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _QUESTION_KEYS = ("question", "q", "query")
 _ANSWER_KEYS = ("answer", "a", "response")
 _MAX_REPAIR_TRIES = 64
+_MAX_JSON_STARTS = 16
+_JSON_START = re.compile(r"[{\[]")
 _STOPWORDS = frozenset(
     re.split(
         r"\s+",
@@ -75,7 +78,7 @@ def repair_json(text: str) -> Any | None:
     for end, closers in reversed(cuts[-_MAX_REPAIR_TRIES:]):
         try:
             return json.loads(text[:end].rstrip().rstrip(",") + closers)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
     return None
 
@@ -86,20 +89,22 @@ def _json_candidates(text: str) -> Iterable[str]:
     yield text
 
 
+def iter_json(text: str) -> Iterable[Any]:
+    """Each JSON object or array in `text` (fenced, bare, or inside prose), repaired if truncated."""
+    for candidate in _json_candidates(text):
+        for start in [m.start() for m in _JSON_START.finditer(candidate)][:_MAX_JSON_STARTS]:
+            fragment = candidate[start:]
+            try:
+                yield json.JSONDecoder().raw_decode(fragment)[0]
+            except (json.JSONDecodeError, RecursionError):
+                repaired = repair_json(fragment)
+                if repaired is not None:
+                    yield repaired
+
+
 def extract_json(text: str) -> Any | None:
     """The first JSON object or array in `text` (fenced, bare, or inside prose), repaired if truncated."""
-    for candidate in _json_candidates(text):
-        starts = [i for i in (candidate.find("{"), candidate.find("[")) if i >= 0]
-        if not starts:
-            continue
-        fragment = candidate[min(starts) :]
-        try:
-            return json.JSONDecoder().raw_decode(fragment)[0]
-        except json.JSONDecodeError:
-            repaired = repair_json(fragment)
-            if repaired is not None:
-                return repaired
-    return None
+    return next(iter(iter_json(text)), None)
 
 
 def _field(obj: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -122,11 +127,11 @@ def pairs_from_json(obj: Any) -> list[QAPair]:
     if not isinstance(obj, dict):
         return []
     question, answer = _field(obj, _QUESTION_KEYS), _field(obj, _ANSWER_KEYS)
-    if question is not None or answer is not None:
+    if not isinstance(question, (dict, list, type(None))) or not isinstance(answer, (dict, list, type(None))):
         return [QAPair(question, answer)]
-    lists = [v for v in obj.values() if isinstance(v, list)]
-    if lists:
-        return [p for v in lists for p in pairs_from_json(v)]
+    nested = [p for v in obj.values() if isinstance(v, (list, dict)) for p in pairs_from_json(v)]
+    if nested:
+        return nested
     return [QAPair(k, v) for k, v in obj.items() if isinstance(v, str) and "?" in k]
 
 
@@ -158,7 +163,7 @@ def parse_questions(text: str, m: int) -> list[str]:
             if line.strip():
                 break
             continue
-        question = " ".join(match.group(1).split())
+        question = " ".join(_utf8(match.group(1)).split())
         key = _normalize(question)
         if key and key not in seen:
             seen.add(key)
@@ -166,6 +171,11 @@ def parse_questions(text: str, m: int) -> list[str]:
             if len(out) == m:
                 break
     return out
+
+
+def _utf8(text: str) -> str:
+    """`text` with anything UTF-8 cannot encode (lone surrogates from a `\\ud800` escape) replaced by '?'."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _normalize(text: str) -> str:
@@ -182,7 +192,7 @@ def clean_pairs(pairs: Iterable[QAPair], m: int) -> list[QAPair]:
             answer = str(answer)
         if not isinstance(question, str) or not isinstance(answer, str):
             continue
-        question, answer = " ".join(question.split()), " ".join(answer.split())
+        question, answer = (" ".join(_utf8(t).split()) for t in (question, answer))
         key = _normalize(question)
         if not key or not _normalize(answer) or key in seen:
             continue
@@ -197,9 +207,10 @@ def parse_reply(text: str, m: int, completion: bool = False) -> list[QAPair]:
     """Up to `m` clean pairs from one reply; a completion reply continues a prompt ending in `Question:`."""
     if completion:
         return clean_pairs(parse_lines("Question:" + text), m)
-    found = extract_json(text)
-    pairs = pairs_from_json(found) if found is not None else []
-    return clean_pairs(pairs or parse_lines(text), m)
+    for found in iter_json(text):
+        if pairs := clean_pairs(pairs_from_json(found), m):
+            return pairs
+    return clean_pairs(parse_lines(text), m)
 
 
 def _content_words(text: str) -> set[str]:
