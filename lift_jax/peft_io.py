@@ -2,7 +2,9 @@
 
 The files are what `peft.PeftModel.from_pretrained` loads on the matching transformers model (and what vLLM
 serves with `--enable-lora`).
-Keys: `base_model.model.model.layers.{i}.{self_attn|mlp}.{name}.lora_{A|B}.weight`.
+Keys: `base_model.model.model.layers.{i}.{self_attn|mlp}.{name}.lora_{A|B}.weight`; on a multimodal wrapper
+(Gemma 3's `Gemma3ForConditionalGeneration`) `base_model.model.model.language_model.layers...`, where
+transformers keeps its text decoder.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lift_jax.models.transformer import Transformer
 from lift_jax.models.weight_files import read_safetensors
 
 _PREFIX = "base_model.model.model."
+_WRAPPED = "language_model."
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 
@@ -41,7 +44,7 @@ def export_peft_adapter(
     for path, layer in layers:
         a, b = jax.device_get((layer.lora_a.get_value(), layer.lora_b.get_value()))
         weights[path] = (np.asarray(a, np.float32).T, np.asarray(b, np.float32).T)
-    return write_peft_adapter(weights, config, directory, base_model_name)
+    return write_peft_adapter(weights, config, directory, base_model_name, model.spec.in_wrapper)
 
 
 def write_peft_adapter(
@@ -49,15 +52,17 @@ def write_peft_adapter(
     config: LoRAConfig,
     directory: str | Path,
     base_model_name: str = "",
+    wrapped: bool = False,
 ) -> Path:
     """Write `weights` ({module path: (A [rank, in], B [out, rank])}, PEFT's layout) and `config` as a PEFT
-    adapter into `directory` (created if needed)."""
+    adapter into `directory` (created if needed); `wrapped`: the base is a multimodal wrapper."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, np.ndarray] = {}
     for path, (a, b) in weights.items():
-        tensors[f"{_PREFIX}{path}.lora_A.weight"] = np.ascontiguousarray(a, np.float32)
-        tensors[f"{_PREFIX}{path}.lora_B.weight"] = np.ascontiguousarray(b, np.float32)
+        prefix = _PREFIX + (_WRAPPED if wrapped else "")
+        tensors[f"{prefix}{path}.lora_A.weight"] = np.ascontiguousarray(a, np.float32)
+        tensors[f"{prefix}{path}.lora_B.weight"] = np.ascontiguousarray(b, np.float32)
     targets = sorted({path.rsplit(".", 1)[-1] for path in weights})
     peft_config = {
         "peft_type": "LORA",
@@ -125,7 +130,7 @@ def read_peft_weights(directory: str | Path) -> dict[str, tuple[np.ndarray, np.n
         raise AdapterError(f"{weights_path} does not exist")
     halves: dict[str, dict[str, np.ndarray]] = {}
     for key, array in read_safetensors(weights_path):
-        name = key.removeprefix(_PREFIX).replace(".default.", ".")
+        name = key.removeprefix(_PREFIX).removeprefix(_WRAPPED).replace(".default.", ".")
         path, _, leaf = name.rpartition(".lora_")
         if not path or leaf not in ("A.weight", "B.weight"):
             raise AdapterError(f"{weights_path}: {key} is not a LoRA A or B weight")

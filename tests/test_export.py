@@ -45,7 +45,10 @@ def _transformers_logits(directory: Path, ids: np.ndarray) -> np.ndarray:
 def test_merged_directory_loads_in_transformers_with_lift_jax_merged_logits(tiny_checkpoints, tmp_path, family):
     run = make_run(tiny_checkpoints[family], tmp_path / "run", LORA, b_scale=0.1)
     out = export_run(run, "merged", tmp_path / "merged")
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    written = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"} <= written
+    assert (out / "generation_config.json").read_text() == (
+        tiny_checkpoints[family] / "generation_config.json").read_text()  # stop ids and sampling defaults kept
     ours = lift_jax_logits(merged_model(run), _ids())
     theirs = _transformers_logits(out, _ids())
     base = _transformers_logits(tiny_checkpoints[family], _ids())
@@ -208,3 +211,27 @@ def test_cli_writes_each_format_and_prints_its_path(capsys, tmp_path, tiny_check
         main(["--run", str(run), "--format", fmt, "--out", str(out)])
         assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
         assert out.exists() and not _leftovers(out.parent)
+
+
+def test_a_symlinked_or_current_directory_out_and_a_tokenizerless_base(capsys, tmp_path, tiny_checkpoints,
+                                                                      monkeypatch):
+    import shutil
+
+    run = make_run(tiny_checkpoints["qwen3"], tmp_path / "run", LORA, b_scale=0.1)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    main(["--run", str(run), "--format", "peft", "--out", str(tmp_path / "link")])  # written through the link
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "empty" / "adapter_config.json").exists()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    message = _cli_error(capsys, ["--run", str(run), "--format", "merged", "--out", "."])
+    assert message == f"error: --out {work} is the current directory; pick a new or empty folder elsewhere"
+    base = tmp_path / "weights_only"
+    shutil.copytree(tiny_checkpoints["qwen3"], base)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (base / name).unlink()
+    run = make_run(base, tmp_path / "run2", LORA, b_scale=0.1)
+    message = _cli_error(capsys, ["--run", str(run), "--format", "merged", "--out", str(tmp_path / "m")])
+    assert message == f"error: {base} has no tokenizer files; copy the base model's tokenizer files there"
+    assert not (tmp_path / "m").exists() and not _leftovers(tmp_path)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec
@@ -121,3 +122,37 @@ def test_a_family_added_to_the_registry_sets_lora_targets_peft_names_and_shardin
     assert hf_name_to_path("model.layers.0.self_attn.k_proj.weight", fake_family) == (
         ("layers", 0, "self_attn", "k_proj", "weight"), False
     )
+
+
+def test_a_multimodal_wrappers_own_tie_flag_and_eos_ids_decide_and_its_adapter_names_the_language_model(tmp_path):
+    from safetensors.numpy import load_file
+    from transformers import Gemma3Config
+
+    from lift_jax.lora import LoRAConfig
+    from lift_jax.peft_io import WEIGHTS_FILE, read_peft_weights, write_peft_adapter
+
+    text = tiny_configs()["gemma3"].to_dict()
+    spec = spec_from_hf_config(Gemma3Config(text_config=text, tie_word_embeddings=False, eos_token_id=[1, 106]))
+    assert (spec.tie_embeddings, spec.eos_token_ids, spec.in_wrapper) == (False, (1, 106), True)
+    assert hf_name_to_path("language_model.lm_head.weight", spec.family) == (("lm_head", "kernel"), True)
+    weights = {"layers.0.self_attn.q_proj": (np.ones((2, 8), np.float32), np.full((8, 2), 2.0, np.float32))}
+    write_peft_adapter(weights, LoRAConfig(rank=2, alpha=4.0), tmp_path, wrapped=True)
+    # where transformers' Gemma3ForConditionalGeneration keeps its text decoder (PEFT ignores other keys)
+    assert sorted(load_file(tmp_path / WEIGHTS_FILE)) == [
+        "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight",
+        "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_B.weight",
+    ]
+    assert list(read_peft_weights(tmp_path)) == list(weights)
+
+
+def test_a_model_type_lift_jax_does_not_run_is_named_before_transformers_reads_it(tmp_path):
+    from transformers import Gemma3TextConfig
+
+    from lift_jax.models.loader import load_hf_config, resolve_source
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "internlm2", "auto_map": {}}))
+    with pytest.raises(UnsupportedModelError, match="model_type 'internlm2' is not supported; supported: llama"):
+        load_hf_config(resolve_source(tmp_path))
+    encoder = Gemma3TextConfig(**{**tiny_configs()["gemma3"].to_dict(), "use_bidirectional_attention": True})
+    with pytest.raises(UnsupportedModelError, match="use_bidirectional_attention is an encoder"):
+        spec_from_hf_config(encoder)

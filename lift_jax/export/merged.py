@@ -3,11 +3,13 @@
 The base is read one tensor at a time (dequantized to float32 if it is a GGUF), the adapter's update
 scaling * B @ A is added in float32 and the sum cast to the asked dtype: the weights of lift_jax's own merged
 model. config.json and the tokenizer files are what transformers derives from the base (its config.json and
-tokenizer, or for a GGUF base the config and tokenizer transformers reads out of the GGUF).
+tokenizer, or for a GGUF base the config and tokenizer transformers reads out of the GGUF); a directory base's
+generation_config.json is copied.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,21 @@ from tqdm.auto import tqdm
 from lift_jax.export.errors import ExportError
 from lift_jax.export.run_adapter import RunAdapter
 from lift_jax.export.safetensors_writer import StreamingSafetensorsWriter
-from lift_jax.models.loader import CheckpointSource, hf_name_to_path, load_hf_config, load_tokenizer, resolve_source
-from lift_jax.models.spec import ModelSpec, spec_from_hf_config, text_decoder_config
+from lift_jax.models.loader import (
+    CheckpointSource,
+    hf_name_to_path,
+    load_hf_config,
+    load_tokenizer,
+    model_spec,
+    resolve_source,
+)
+from lift_jax.models.spec import ModelSpec, text_decoder_config
 from lift_jax.models.transformer import abstract_transformer
 from lift_jax.models.weight_files import read_gguf, read_safetensors_dir
 
 MERGED_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 WEIGHTS_FILE = "model.safetensors"
+GENERATION_CONFIG = "generation_config.json"
 
 
 def hf_weight_name(path: tuple[str | int, ...]) -> str:
@@ -50,8 +60,10 @@ def decoder_config(hf_config: Any) -> Any:
     set to transformers' causal-LM class for it when the source had none (GGUF configs have none)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    config = text_decoder_config(hf_config)
-    config = config.__class__.from_dict(config.to_dict())
+    text = text_decoder_config(hf_config)
+    config = text.__class__.from_dict(text.to_dict())
+    if text is not hf_config and getattr(hf_config, "eos_token_id", None) is not None:
+        config.eos_token_id = hf_config.eos_token_id  # a wrapper's own eos ids are the ones transformers uses
     if not getattr(config, "architectures", None):
         config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
     return config
@@ -101,9 +113,14 @@ def write_merged(adapter: RunAdapter, directory: Path, dtype: str = "float32", p
         raise ExportError(f"--dtype {dtype} is not supported; use one of {', '.join(MERGED_DTYPES)}")
     source = resolve_source(adapter.model_path)
     hf_config = load_hf_config(source)
-    spec = spec_from_hf_config(hf_config)
+    spec = model_spec(source, hf_config)
+    tokenizer = load_tokenizer(source)
+    if tokenizer is None:
+        raise ExportError(f"{source.directory} has no tokenizer files; copy the base model's tokenizer files there")
     write_merged_weights(adapter, source, spec, directory / WEIGHTS_FILE, MERGED_DTYPES[dtype], progress)
     config = decoder_config(hf_config)
     config.dtype = dtype
     config.save_pretrained(directory)
-    load_tokenizer(source).save_pretrained(directory)
+    if not source.gguf_file and (source.directory / GENERATION_CONFIG).exists():  # stop ids, sampling defaults
+        shutil.copy2(source.directory / GENERATION_CONFIG, directory / GENERATION_CONFIG)
+    tokenizer.save_pretrained(directory)

@@ -32,6 +32,9 @@ def staged_output(out: Path, is_dir: bool) -> Iterator[Path]:
     """Yield `.NAME.partial` beside `out` (a fresh directory if `is_dir`) to write into; on success it is
     renamed to `out`, on any error removed, so `out` is either as before or complete. A partial left by a
     killed export is cleared first."""
+    out = Path(os.path.realpath(out))  # a symlink is written through; `.` gets a name to put the partial beside
+    if is_dir and out == Path.cwd().resolve():
+        raise ExportError(f"--out {out} is the current directory; pick a new or empty folder elsewhere")
     check_output_path(out, is_dir)
     partial = out.parent / f".{out.name}.partial"
     try:

@@ -74,6 +74,9 @@ class ModelFamily:
     llama_cpp_arch: str | None = None
     llama_cpp_rope_interleaved: bool = False
     llama_cpp_ffn_norm: str = "post_attention_layernorm"
+    # Layer counts at which llama.cpp scales a GGUF's queries by (hidden / heads) ** -0.5 instead of
+    # head_dim ** -0.5 (the 27B Gemmas, whose query_pre_attn_scalar a GGUF does not carry).
+    llama_cpp_wide_query_scale_layers: tuple[int, ...] = ()
 
     @property
     def linears(self) -> tuple[str, ...]:
@@ -97,6 +100,7 @@ FAMILIES: tuple[ModelFamily, ...] = (
         end_of_turn_tokens=("<end_of_turn>",),
         llama_cpp_arch="gemma2",
         llama_cpp_ffn_norm="pre_feedforward_layernorm",
+        llama_cpp_wide_query_scale_layers=(46,),
     ),
     ModelFamily(
         name="gemma3",
@@ -107,6 +111,7 @@ FAMILIES: tuple[ModelFamily, ...] = (
         end_of_turn_tokens=("<end_of_turn>",),
         llama_cpp_arch="gemma3",
         llama_cpp_ffn_norm="pre_feedforward_layernorm",
+        llama_cpp_wide_query_scale_layers=(62,),
     ),
     ModelFamily(
         name="qwen2",

@@ -7,6 +7,7 @@ so the host never holds a second copy of the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from tqdm.auto import tqdm
 
 from lift_jax.errors import ConfigError
 from lift_jax.models import bundled
-from lift_jax.models.families import ModelFamily
+from lift_jax.models.families import ModelFamily, family_of, family_of_llama_cpp_arch, is_wrapper
 from lift_jax.models.gguf_parse import parsed_gguf, sharing_parses
-from lift_jax.models.spec import ModelSpec, spec_from_hf_config
+from lift_jax.models.gguf_spec import gguf_corrected_spec
+from lift_jax.models.spec import ModelSpec, spec_from_hf_config, text_decoder_config
 from lift_jax.models.transformer import Transformer, abstract_transformer
 from lift_jax.models.weight_files import CheckpointError, read_gguf, read_safetensors_dir
 from lift_jax.sharding import param_sharding
@@ -99,12 +101,51 @@ def resolve_dtype(dtype: str | jnp.dtype) -> jnp.dtype:
 
 
 def load_hf_config(source: CheckpointSource) -> Any:
-    """The transformers config object for the checkpoint (parsed from config.json or GGUF metadata)."""
+    """The transformers config object for the checkpoint (parsed from config.json or GGUF metadata); a model
+    type or GGUF architecture lift_jax does not run is an UnsupportedModelError naming it."""
     from transformers import AutoConfig
+
+    if source.gguf_file:
+        family_of_llama_cpp_arch(str(parsed_gguf(source.directory / source.gguf_file).fields[
+            "general.architecture"].contents()))
+    else:
+        model_type = _config_json(source.directory).get("model_type")
+        if not is_wrapper(model_type):
+            family_of(model_type)
 
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     with sharing_parses():
         return AutoConfig.from_pretrained(str(source.directory), local_files_only=True, **kwargs)
+
+
+def _config_json(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory} has no config.json; point the model path at a Hugging Face "
+                              "checkpoint folder or a .gguf file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} holds no JSON object")
+    return config
+
+
+def _config_scales_rope(hf_config: Any) -> bool:
+    """Whether transformers' config already carries a rope scaling (then a GGUF's is not applied again)."""
+    params = getattr(text_decoder_config(hf_config), "rope_parameters", None) or {}
+    per_type = list(params.values()) if params and all(isinstance(v, dict) for v in params.values()) else [params]
+    return any(p.get("rope_type", "default") != "default" for p in per_type)
+
+
+def model_spec(source: CheckpointSource, hf_config: Any) -> ModelSpec:
+    """The ModelSpec of the checkpoint: from its transformers config, plus for a GGUF what llama.cpp reads
+    from the file that transformers drops (`gguf_spec.gguf_corrected_spec`)."""
+    spec = spec_from_hf_config(hf_config)
+    if not source.gguf_file:
+        return spec
+    return gguf_corrected_spec(spec, source.directory / source.gguf_file, rope=not _config_scales_rope(hf_config))
 
 
 def load_tokenizer(source: CheckpointSource) -> Any | None:
@@ -124,7 +165,7 @@ def hf_name_to_path(name: str, family: ModelFamily) -> tuple[tuple[str | int, ..
     """Module path of a HF tensor name and whether it is a linear weight to transpose; None if not ours."""
     if _IGNORED.search(name):
         return None
-    if name.startswith(f"{family.output_head}."):
+    if name.removeprefix("language_model.").startswith(f"{family.output_head}."):  # a wrapper's untied head
         return (family.output_head, "kernel"), True
     for prefix in _PREFIXES:
         if name.startswith(prefix):
@@ -170,7 +211,7 @@ def load(
     if source.gguf_file:
         parsed_gguf(source.directory / source.gguf_file)  # a clear error for a file that is not GGUF, first
     hf_config = load_hf_config(source)
-    spec = spec_from_hf_config(hf_config)
+    spec = model_spec(source, hf_config)
     module = abstract_transformer(spec, jdtype)
     variables = _variables_by_path(module)
     filled: set[tuple[str | int, ...]] = set()

@@ -67,6 +67,7 @@ class ModelSpec:
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int | None = None
+    in_wrapper: bool = False  # the decoder is a multimodal wrapper's text model (Gemma 3's gemma3)
 
     @property
     def family(self) -> ModelFamily:
@@ -209,9 +210,12 @@ def text_decoder_config(config: Any) -> Any:
 
 def spec_from_hf_config(config: Any) -> ModelSpec:
     """Build a ModelSpec from a `transformers` config object (AutoConfig of config.json or GGUF)."""
-    config = text_decoder_config(config)
+    outer, config = config, text_decoder_config(config)  # a wrapper's own tie flag and eos ids are the ones used
     model_type = _get(config, "model_type")
     family = family_of(model_type)
+    if _get(config, "use_bidirectional_attention"):
+        raise UnsupportedModelError(f"{model_type} with use_bidirectional_attention is an encoder (an embedding "
+                                    "model), not a causal LM; use the generative checkpoint")
     gemma_norms = family.gemma_norms
     hidden = config.hidden_size
     heads = config.num_attention_heads
@@ -236,7 +240,7 @@ def spec_from_hf_config(config: Any) -> ModelSpec:
         head_dim=head_dim,
         rms_norm_eps=float(config.rms_norm_eps),
         activation=_ACTIVATIONS[act_name],
-        tie_embeddings=bool(_get(config, "tie_word_embeddings", True)),
+        tie_embeddings=bool(_get(outer, "tie_word_embeddings", True)),
         qkv_bias=family.always_qkv_bias or attention_bias,
         o_bias=attention_bias and not family.always_qkv_bias,
         mlp_bias=bool(_get(config, "mlp_bias", False)),
@@ -252,6 +256,7 @@ def spec_from_hf_config(config: Any) -> ModelSpec:
         rope=_rope_by_layer_type(config, head_dim, layer_types),
         max_position_embeddings=_get(config, "max_position_embeddings", 2048),
         bos_token_id=_get(config, "bos_token_id"),
-        eos_token_ids=_eos_ids(_get(config, "eos_token_id")),
+        eos_token_ids=_eos_ids(_get(outer, "eos_token_id")) or _eos_ids(_get(config, "eos_token_id")),
         pad_token_id=_get(config, "pad_token_id"),
+        in_wrapper=config is not outer,
     )
