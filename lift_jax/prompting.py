@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jinja2
+
 from lift_jax.models.families import chat_template_kwargs
 
 BASE_TEMPLATE = "Question: {question}\nAnswer:"
@@ -34,9 +36,20 @@ def _messages(question: str, fmt: PromptFormat) -> list[dict[str, str]]:
 
 def _chat_ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
     # The families' template variables (Qwen 3: no thinking block); a template ignores the ones it does not use.
-    out = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=add_generation_prompt, tokenize=True, **chat_template_kwargs()
-    )
+    def render(turns: list[dict[str, str]]) -> Any:
+        return tokenizer.apply_chat_template(
+            turns, add_generation_prompt=add_generation_prompt, tokenize=True, **chat_template_kwargs()
+        )
+
+    try:
+        out = render(messages)
+    except jinja2.TemplateError:
+        if messages[0]["role"] != "system":
+            raise
+        # A template without a system role (Gemma 2): the system text opens the first user turn, as Gemma 3's
+        # own template does with it.
+        first = {"role": "user", "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}
+        out = render([first, *messages[2:]])
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 

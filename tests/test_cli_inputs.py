@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,16 @@ def test_documents_that_cannot_be_absorbed(tmp_path):
         read_document(tmp_path / "latin1.txt")
     with pytest.raises(DocumentError, match="does not exist"):
         read_document(tmp_path / "missing.txt")
+    (tmp_path / "utf16.txt").write_text("Hello there.", encoding="utf-16")
+    with pytest.raises(DocumentError, match="utf16.txt is UTF-16 text; convert it to UTF-8"):
+        read_document(tmp_path / "utf16.txt")
+    (tmp_path / "bom.txt").write_bytes("\ufeffThe cat sat.".encode())
+    assert read_document(tmp_path / "bom.txt") == "The cat sat."
+    (tmp_path / "secret.txt").write_text("The cat sat.")
+    (tmp_path / "secret.txt").chmod(0)
+    if os.geteuid() != 0:  # root reads it anyway
+        with pytest.raises(DocumentError, match="cannot read document .*secret.txt: Permission denied"):
+            read_document(tmp_path / "secret.txt")
 
 
 def _absorb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -189,3 +200,17 @@ def test_a_run_saved_without_ask_settings_decodes_with_the_config_defaults():
     cfg = base_config()  # the eval harness passes its ConfigDict
     cfg.ask.temperature = 0.7
     assert ask_sampling(cfg, seed=3) == SamplingParams(ask.max_new_tokens, 0.7, ask.top_p, 3)
+
+
+def test_raw_chunks_are_cut_from_the_text_at_token_boundaries():
+    from tiny_models import tiny_tokenizer
+
+    from lift_jax.documents import raw_chunks
+
+    text = "Caf\u00e9 \u20ac5, \u732b\U0001f600! " * 12  # 2-, 3- and 4-byte characters, one token per byte
+    tokenizer = tiny_tokenizer()
+    chunks = raw_chunks(tokenizer, text, 16)
+    assert "".join(chunks) == text and not any("\ufffd" in c for c in chunks)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(chunks) == -(-len(ids) // 16)
+    assert all(abs(len(tokenizer(c, add_special_tokens=False)["input_ids"]) - 16) <= 3 for c in chunks[:-1])

@@ -92,4 +92,23 @@ def test_preceding_context_keeps_whole_words() -> None:
     assert preceding_context(text, len(text), 9) == "four five"
     assert preceding_context(text, len(text), 10) == "four five"
     assert preceding_context(text, len(text), 0) == ""
-    assert preceding_context("abcdefghij", 10, 4) == ""
+    assert preceding_context("abcdefghij", 10, 4) == "ghij"  # no space to start at (Chinese): cut mid-word
+
+
+def test_sentence_ends_punkt_does_not_know_split_and_keep_their_context() -> None:
+    zh = "猫坐在垫子上，看着窗外的鸟。它很高兴地叫了一声！你今天好吗？我们明天去公园散步吧。"
+    sentences = split_sentences(zh, min_chars=1)
+    assert [s.text for s in sentences] == ["猫坐在垫子上，看着窗外的鸟。", "它很高兴地叫了一声！", "你今天好吗？",
+                                           "我们明天去公园散步吧。"]
+    assert "".join(zh[s.start : s.end] for s in sentences) == zh
+    hindi = "राम घर गया। सीता बाज़ार गई।"
+    assert [s.text for s in split_sentences(hindi, min_chars=1)] == ["राम घर गया।", "सीता बाज़ार गई।"]
+    tasks = sentence_tasks(zh * 50, min_chars=1, max_context_chars=100)
+    assert [len(t.context) for t in tasks[10:]] == [100] * (len(tasks) - 10)  # no space needed to start it
+
+
+def test_long_lists_and_tables_are_cut_between_rows() -> None:
+    rows = "\n".join(f"| City{i} | {i * 1000} |" for i in range(60))
+    pieces = split_sentences(rows, max_chars=500)
+    assert len(pieces) > 1
+    assert all(rows[p.start : p.end].startswith("| City") and rows[p.start : p.end].endswith(" |") for p in pieces)

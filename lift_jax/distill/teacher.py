@@ -13,6 +13,7 @@ trained on that learns to cite a document it never sees instead of the fact.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -38,10 +39,11 @@ def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence
     enc = tokenizer(document, add_special_tokens=False, return_offsets_mapping=True)
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     n_tokens = len(offsets)
+    starts, ends = [a for a, _ in offsets], [b for _, b in offsets]  # both non-decreasing: binary search
     windows = []
     for s in sentences:
-        lo = next((i for i, (_, b) in enumerate(offsets) if b > s.start), n_tokens)
-        hi = next((i for i in range(lo, n_tokens) if offsets[i][0] >= s.end), n_tokens)
+        lo = bisect.bisect_right(ends, s.start)  # the first token ending after the sentence starts
+        hi = bisect.bisect_left(starts, s.end, lo)  # the first one from there starting at or after its end
         if hi - lo >= budget:  # a sentence longer than the window: its first `budget` tokens
             windows.append(document[s.start : offsets[lo + budget - 1][1]].strip())
             continue

@@ -90,6 +90,9 @@ FAMILIES: tuple[ModelFamily, ...] = (
         model_types=("llama",),
         # Llama 3's own markers, plus ChatML's and Phi-style ones that Llama fine-tunes (SmolLM2) use.
         end_of_turn_tokens=(*_LLAMA_END_OF_TURN, "<|im_end|>", "<|end|>"),
+        # Llama 3.2's template writes today's date into the system turn unless given one: pinned (to the
+        # template's own fallback) so a prompt asked on another day is the prompt trained on.
+        chat_template_kwargs=(("date_string", "26 Jul 2024"),),
         llama_cpp_arch="llama",
         llama_cpp_rope_interleaved=True,
     ),

@@ -12,6 +12,9 @@ from lift_jax.errors import ConfigError
 from lift_jax.synth.punkt_en import ABBREVIATIONS, LOWERCASE_WORDS
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+# Sentence ends Punkt's English parameters do not know (they need a space after . ? !): CJK full stops and
+# marks, the Arabic question mark, the Devanagari danda.
+_OTHER_SENTENCE_END = re.compile(r"(?<=[\u3002\uff01\uff1f\u061f\u0964])\s*")
 _ORTHO_MID_LC = 1 << 5  # Punkt's flag: "seen lower-case inside a sentence"
 
 
@@ -53,9 +56,20 @@ def _punkt_spans(text: str) -> list[tuple[int, int]]:
     start = 0
     for match in [*_PARAGRAPH_BREAK.finditer(text), None]:
         end = match.start() if match else len(text)
-        spans.extend((start + a, start + b) for a, b in punkt_tokenizer().span_tokenize(text[start:end]))
+        for a, b in punkt_tokenizer().span_tokenize(text[start:end]):
+            spans.extend(_other_ends(text, start + a, start + b))
         start = match.end() if match else len(text)
     return spans
+
+
+def _other_ends(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """`[start, end)` split after each sentence end Punkt does not see (`_OTHER_SENTENCE_END`)."""
+    spans = []
+    for match in _OTHER_SENTENCE_END.finditer(text, start, end):
+        if start < match.start() and match.end() < end:
+            spans.append((start, match.start()))
+            start = match.end()
+    return [*spans, (start, end)]
 
 
 def _merge_short(text: str, spans: list[tuple[int, int]], min_chars: int) -> list[tuple[int, int]]:
@@ -72,11 +86,14 @@ def _merge_short(text: str, spans: list[tuple[int, int]], min_chars: int) -> lis
 
 
 def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
-    """Cut `[start, end)` into near-equal pieces of at most `max_chars`, at whitespace where possible."""
+    """Cut `[start, end)` into near-equal pieces of at most `max_chars`, at a line break in a piece's second half
+    (a list or table row stays whole), else at whitespace, else (inside an over-long word) anywhere."""
     pieces: list[tuple[int, int]] = []
     while end - start > max_chars:
         target = -(-(end - start) // -(-(end - start) // max_chars))  # ceil(length / ceil(length / max))
-        cut = max((m.start() for m in re.finditer(r"\s", text[start : start + target + 1])), default=0)
+        window = text[start : start + target + 1]
+        lines = [m.start() for m in re.finditer(r"\n", window) if m.start() > target // 2]
+        cut = lines[-1] if lines else max((m.start() for m in re.finditer(r"\s", window)), default=0)
         cut = start + (cut if cut > 0 else target)
         pieces.append((start, cut))
         start = cut
@@ -104,7 +121,7 @@ def preceding_context(text: str, start: int, max_chars: int) -> str:
     lo = max(0, start - max_chars)
     if lo > 0 and not text[lo - 1].isspace():
         space = re.search(r"\s", text[lo:start])
-        lo = lo + space.start() if space else start
+        lo = lo + space.start() if space else lo  # no space (e.g. Chinese): cut mid-word, keep the context
     return text[lo:start].strip()
 
 
