@@ -16,8 +16,8 @@ from lift_jax.export.gguf_lora import write_gguf_lora
 from lift_jax.export.merged import MERGED_DTYPES, write_merged
 from lift_jax.export.run_adapter import RunAdapter, read_run_adapter
 from lift_jax.export.staging import staged_output
-from lift_jax.models.families import is_wrapper
 from lift_jax.models.loader import load_hf_config, model_spec, resolve_source
+from lift_jax.models.spec import ModelSpec
 from lift_jax.peft_io import write_peft_adapter
 
 FORMATS = ("gguf-lora", "merged", "peft")
@@ -40,16 +40,19 @@ def export_run(
     adapter = read_run_adapter(run_dir)
     out = Path(out)
     if fmt == "gguf-lora":
-        source = resolve_source(adapter.model_path)
-        spec = model_spec(source, load_hf_config(source))
+        spec = _base_spec(adapter)
         with staged_output(out, is_dir=False) as partial:
             write_gguf_lora(adapter, spec, partial)
     elif fmt == "merged":
         with staged_output(out, is_dir=True) as partial:
             write_merged(adapter, partial, dtype, progress)
     else:
+        wrapped = _base_spec(adapter).in_wrapper
         with staged_output(out, is_dir=True) as partial:
-            source = resolve_source(adapter.model_path)
-            wrapped = is_wrapper(getattr(load_hf_config(source), "model_type", None))
             write_peft_adapter(adapter.weights, adapter.config, partial, adapter.base_model_name, wrapped)
     return out
+
+
+def _base_spec(adapter: RunAdapter) -> ModelSpec:
+    source = resolve_source(adapter.model_path)
+    return model_spec(source, load_hf_config(source))

@@ -92,3 +92,9 @@ def sharing_parses() -> Iterator[None]:
             _sharing -= 1
             if _sharing == 0:
                 gguf.GGUFReader = _original
+
+
+def gguf_field(reader: Any, key: str) -> Any:
+    """The value of metadata field `key` of a parsed GGUF (None if the file has no such field)."""
+    field = reader.fields.get(key)
+    return None if field is None else field.contents()

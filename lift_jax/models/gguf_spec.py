@@ -11,16 +11,11 @@ from typing import Any
 import numpy as np
 
 from lift_jax.models.families import UnsupportedModelError
-from lift_jax.models.gguf_parse import parsed_gguf
+from lift_jax.models.gguf_parse import gguf_field, parsed_gguf
 from lift_jax.models.spec import ModelSpec
 
 ROPE_FREQS_TENSOR = "rope_freqs.weight"  # llama.cpp divides each rotary frequency by its entry
 _SCALINGS = (None, "none", "linear")
-
-
-def _field(reader: Any, key: str) -> Any:
-    field = reader.fields.get(key)
-    return None if field is None else field.contents()
 
 
 def _rope_divisors(reader: Any) -> np.ndarray | None:
@@ -37,9 +32,9 @@ def gguf_corrected_spec(spec: ModelSpec, path: str | Path, rope: bool = True) ->
     is False) and query scale llama.cpp uses for the file; an unsupported rope scaling type is an
     UnsupportedModelError."""
     reader = parsed_gguf(path)
-    arch = _field(reader, "general.architecture")
-    kind = _field(reader, f"{arch}.rope.scaling.type") if rope else None
-    factor = _field(reader, f"{arch}.rope.scaling.factor")
+    arch = gguf_field(reader, "general.architecture")
+    kind = gguf_field(reader, f"{arch}.rope.scaling.type") if rope else None
+    factor = gguf_field(reader, f"{arch}.rope.scaling.factor")
     if kind not in _SCALINGS:
         raise UnsupportedModelError(f"{path}: GGUF rope scaling {kind!r} is not supported; supported: linear")
     divisors = _rope_divisors(reader) if rope else None

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from lift_jax.errors import ConfigError
 from lift_jax.models import bundled
 from lift_jax.models.families import ModelFamily, family_of, family_of_llama_cpp_arch, is_wrapper
-from lift_jax.models.gguf_parse import parsed_gguf, sharing_parses
+from lift_jax.models.gguf_parse import gguf_field, parsed_gguf, sharing_parses
 from lift_jax.models.gguf_spec import gguf_corrected_spec
 from lift_jax.models.spec import ModelSpec, spec_from_hf_config, text_decoder_config
 from lift_jax.models.transformer import Transformer, abstract_transformer
@@ -106,8 +106,8 @@ def load_hf_config(source: CheckpointSource) -> Any:
     from transformers import AutoConfig
 
     if source.gguf_file:
-        family_of_llama_cpp_arch(str(parsed_gguf(source.directory / source.gguf_file).fields[
-            "general.architecture"].contents()))
+        family_of_llama_cpp_arch(str(gguf_field(parsed_gguf(source.directory / source.gguf_file),
+                                                "general.architecture")))
     else:
         model_type = _config_json(source.directory).get("model_type")
         if not is_wrapper(model_type):
