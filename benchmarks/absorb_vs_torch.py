@@ -470,8 +470,8 @@ def table(ours: dict[str, Any], ref: dict[str, Any], torch_pairs: str) -> tuple[
     notes = [
         "lift_jax overlaps generation with training (its generation and training rows share the wall clock and "
         "the cores); the reference generates every pair first, then trains (as the LIFT authors' code does).",
-        "lift_jax's generator loads its own copy of the model inside the generation phase and both sides' "
-        "first calls compile (XLA) or warm up; the reference loads the model once for both phases.",
+        "both sides load the model once for both phases (lift_jax's embedded generator samples from the "
+        "trainer's base weights with the adapter off); both sides' first calls compile (XLA) or warm up.",
         "lift_jax pads rows to length buckets and writes orbax checkpoints beside the PEFT adapter; the reference "
         "pads to the longest row and only saves the adapter.",
     ]

@@ -141,7 +141,8 @@ def place(
     Unpacked: micro-batch a holds examples[a * rows : (a + 1) * rows], one per row, padded to `rows` rows of
     the bucket of the longest example. Packed: the examples are packed into as few rows as the cheapest bucket
     width allows (at least the longest example's), spread over the micro-batches, and the rows per
-    micro-batch are rounded up to a bucket (a multiple of `row_multiple`, at most `rows` rounded up to it).
+    micro-batch are rounded up to a bucket (a multiple of `row_multiple`, at most `rows` rounded up to it);
+    of equally cheap layouts the one with the widest rows is taken.
     Loss slots per row: T with `full_head`, else the bucket of the most loss positions in a row.
     """
     if len(examples) > rows * accum:
@@ -162,8 +163,9 @@ def place(
         layout = [[packed[j] for j in range(a, len(packed), accum)] for a in range(accum)]
         layout = [micro + [[] for _ in range(per_micro - len(micro))] for micro in layout]
         placement = _finish(layout, present, accum, per_micro, candidate, k, full_head)
-        # Cheapest first: token cells, then head slots, then the narrower row (less attention).
-        cost = (per_micro * candidate, per_micro * placement.shape.slots, candidate)
+        # Cheapest first: token cells, then head slots, then the wider row: ties are common (rows come in powers
+        # of two) and the widest rows keep a run's batches to few shapes, each one compilation of the step.
+        cost = (per_micro * candidate, per_micro * placement.shape.slots, -candidate)
         if best is None or cost < best[0]:
             best = (cost, placement)
     assert best is not None

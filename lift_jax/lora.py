@@ -215,3 +215,22 @@ def unmerge_lora(model: nnx.Module) -> None:
 def count_lora_params(model: nnx.Module) -> int:
     """Number of trainable adapter parameters."""
     return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.LoRAParam)))
+
+
+def frozen_base(graphdef: nnx.GraphDef, lora: nnx.State, rngs: nnx.State, base: nnx.State) -> Transformer:
+    """The model with the adapter off, over the given base arrays (shared, not copied: a trainer's teacher or
+    QA generator needs no second copy of the weights): a zero LoRA state, marked merged (base + 0 is the
+    base), so its linear layers run the base kernels only, without the adapter's matmuls."""
+    zero = jax.tree.map(jnp.zeros_like, lora)
+    own_rngs = jax.tree.map(_copy, rngs)  # the trainer donates its rngs (a few keys and counters)
+    module = nnx.merge(graphdef, zero, own_rngs, base)
+    for _, layer in lora_modules(module):
+        layer.merged = True
+    return module
+
+
+def _copy(x: jax.Array) -> jax.Array:
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(jnp.array(jax.random.key_data(x), copy=True),
+                                        impl=jax.random.key_impl(x))
+    return jnp.array(x, copy=True)

@@ -11,13 +11,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import ml_collections
 
 from lift_jax.data import ItemBuffer, TrainItem
 from lift_jax.errors import LiftError
+
+if TYPE_CHECKING:
+    from lift_jax.synth.generators import LocalCompleter
 
 SentencePairs = Iterable[tuple[int, list[tuple[str, str]]]]  # (sentence index, [(question, answer), ...])
 ItemsFor = Callable[[int, list[tuple[str, str]]], list[TrainItem]]  # one sentence's pairs -> training items
@@ -93,16 +96,16 @@ def check_generator(cfg: ml_collections.ConfigDict) -> None:
 
 def start_qa_producer(
     cfg: ml_collections.ConfigDict, document: str, cache_dir: Path, buffer: ItemBuffer, progress: bool = True,
-    items_for: ItemsFor = qa_items,
+    items_for: ItemsFor = qa_items, completer: LocalCompleter | None = None,
 ) -> QAProducer:
     """Start the generator thread for this process's share of `document` (sentence i belongs to process
     i % process_count, which writes its own QA cache shard) with the run's generator settings; `items_for`
-    turns each sentence's pairs into training items."""
+    turns each sentence's pairs into training items; a local generator runs on `completer` if given."""
     from lift_jax.synth.pipeline import document_pairs
 
     def results() -> SentencePairs:
         return document_pairs(cfg, document, cache_dir, progress=progress, shard_index=jax.process_index(),
-                              shard_count=jax.process_count())
+                              shard_count=jax.process_count(), completer=completer)
 
     producer = QAProducer(results, buffer, items_for)
     producer.start()

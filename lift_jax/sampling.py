@@ -149,6 +149,7 @@ def _decode(
     pad_id: jax.Array,
     key: jax.Array,
     suppress_ids: jax.Array,
+    live: jax.Array,
     *,
     max_new_tokens: int,
     temperature: float,
@@ -200,8 +201,8 @@ def _decode(
 
     zeros = jnp.zeros((batch,), jnp.int32)
     next_pos = cell_positions[:, -1] + 1
-    carry = (jnp.int32(0), out, jnp.zeros((batch,), bool), zeros, zeros, logits, cache, next_pos, key, top_values,
-             top_ids)
+    padding = jnp.arange(batch) >= live  # rows past the prompts only fill the batch: done from the start
+    carry = (jnp.int32(0), out, padding, zeros, zeros, logits, cache, next_pos, key, top_values, top_ids)
     final = jax.lax.while_loop(cond, body, carry)
     return final[1], final[4], final[9], final[10]
 
@@ -228,6 +229,7 @@ def generate_with_logprobs(
     prefix: Sequence[int] = (),
     logprob_k: int = 0,
     suppress_ids: Sequence[int] = (),
+    min_batch: int = 1,
 ) -> list[Decoded]:
     """`generate_ids` that also keeps the top-`logprob_k` log-probabilities of every step (see `Decoded`).
 
@@ -244,7 +246,8 @@ def generate_with_logprobs(
     width = bucket(len(suppress_ids), minimum=8) if suppress_ids else 0
     suppress = np.full((width,), np.iinfo(np.int32).max, np.int32)
     suppress[: len(suppress_ids)] = sorted(suppress_ids)
-    batch = bucket(len(prompts), minimum=1) if len(prompts) <= 8 else prompt_bucket(len(prompts), step=8)
+    rows = max(len(prompts), min_batch)
+    batch = bucket(rows, minimum=1) if rows <= 8 else prompt_bucket(rows, step=8)
     plan = plan_prefill(prompts, prefix, batch, pad_id)
     graphdef, state = nnx.split(module)
     arrays = (plan.prefix, plan.tokens, plan.positions, plan.source, plan.cell_positions, plan.segments, plan.last)
@@ -257,6 +260,7 @@ def generate_with_logprobs(
         jnp.int32(pad_id),
         jax.random.key(params.seed),
         jnp.asarray(suppress),
+        jnp.int32(len(prompts)),
         max_new_tokens=params.max_new_tokens,
         temperature=float(params.temperature),
         top_p=float(params.top_p),
@@ -285,14 +289,18 @@ def generate_ids(
     pad_id: int,
     line_break_ids: Sequence[int] = (),
     prefix: Sequence[int] = (),
+    min_batch: int = 1,
 ) -> list[list[int]]:
     """Decode continuations of token-id prompts; each result stops before its first stop token.
 
     With `params.max_lines`, a row also stops after that many tokens from `line_break_ids`. A `prefix` shared by
     every prompt (which then holds only its own continuation of it) is computed once for the whole batch, and
-    so are any opening the prompts share and prompts that repeat (see `plan_prefill`).
+    so are any opening the prompts share and prompts that repeat (see `plan_prefill`). The batch has at least
+    `min_batch` rows (the extra ones idle): calls with fewer prompts reuse the full batch's compilation.
     """
-    return [d.ids for d in generate_with_logprobs(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix)]
+    decoded = generate_with_logprobs(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix,
+                                     min_batch=min_batch)
+    return [d.ids for d in decoded]
 
 
 @functools.lru_cache(maxsize=8)
@@ -312,22 +320,20 @@ def generate_texts(
     params: SamplingParams,
     stop_ids: Sequence[int],
     prefix: str = "",
+    min_batch: int = 1,
 ) -> list[str]:
-    """Decode continuations of `prefix + prompt` for each text prompt and return the decoded new text."""
+    """Decode continuations of `prefix + prompt` for each text prompt and return the decoded new text (a batch
+    of at least `min_batch` rows, see `generate_ids`)."""
     prefix_ids = tokenizer(prefix)["input_ids"] if prefix else []
     encoded = [tokenizer(p, add_special_tokens=not prefix)["input_ids"] for p in prompts]
     pad = pad_token_id(tokenizer, stop_ids)
     lines = line_break_token_ids(tokenizer) if params.max_lines else ()
-    ids = generate_ids(module, encoded, params, stop_ids, pad, lines, prefix_ids)
+    ids = generate_ids(module, encoded, params, stop_ids, pad, lines, prefix_ids, min_batch=min_batch)
     return [tokenizer.decode(x, skip_special_tokens=True) for x in ids]
 
 
-def make_local_completer(model_path: str, dtype: str = "float32") -> Callable[..., list[str]]:
-    """A batched text-completion function over a local model, for the synthetic-QA generator."""
-    from lift_jax.models import load
-
-    loaded = load(model_path, dtype=dtype)
-    stops = stop_token_ids(loaded.require_tokenizer("a local QA generator"), loaded.spec.eos_token_ids)
+def module_completer(module: Transformer, tokenizer: Any, stop_ids: Sequence[int]) -> Callable[..., list[str]]:
+    """A batched text-completion function over `module` (for the synthetic-QA generator)."""
 
     def complete(
         prompts: list[str],
@@ -337,8 +343,18 @@ def make_local_completer(model_path: str, dtype: str = "float32") -> Callable[..
         seed: int,
         max_lines: int = 0,
         prefix: str = "",
+        min_rows: int = 1,
     ) -> list[str]:
         params = SamplingParams(max_new_tokens, temperature, top_p, seed, max_lines)
-        return generate_texts(loaded.module, loaded.tokenizer, prompts, params, stops, prefix)
+        return generate_texts(module, tokenizer, prompts, params, stop_ids, prefix, min_batch=min_rows)
 
     return complete
+
+
+def make_local_completer(model_path: str, dtype: str = "float32") -> Callable[..., list[str]]:
+    """`module_completer` over the model at `model_path`, loaded here."""
+    from lift_jax.models import load
+
+    loaded = load(model_path, dtype=dtype)
+    stops = stop_token_ids(loaded.require_tokenizer("a local QA generator"), loaded.spec.eos_token_ids)
+    return module_completer(loaded.module, loaded.tokenizer, stops)

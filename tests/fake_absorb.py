@@ -24,7 +24,7 @@ PAIRS = [(f"What is fact number {i}?", f"Fact {i} is that item {i} weighs {3 * i
 def fake_producer(delay_s: float):
     """A start_qa_producer replacement yielding PAIRS one sentence at a time."""
 
-    def start(cfg, document, cache_dir, buffer: ItemBuffer, progress=True) -> QAProducer:
+    def start(cfg, document, cache_dir, buffer: ItemBuffer, progress=True, completer=None) -> QAProducer:
         def results():
             for i, pair in enumerate(PAIRS):
                 time.sleep(delay_s)

@@ -28,7 +28,7 @@ def fake_pairs(delay_s: float):
     """A document_pairs replacement: per sentence two on-topic questions, a duplicate and an off-topic one
     (sentence 3: none, so it gets the fallback question)."""
 
-    def document_pairs(cfg, document, cache_dir, progress=True, shard_index=0, shard_count=1):
+    def document_pairs(cfg, document, cache_dir, progress=True, shard_index=0, shard_count=1, completer=None):
         from lift_jax.synth.split import split_sentences
 
         sentences = split_sentences(document, cfg.generator.min_sentence_chars, cfg.generator.max_sentence_chars)

@@ -164,3 +164,80 @@ def test_ask_with_truncated_context_puts_the_middle_truncated_document_in_the_pr
         assert "Document:\nThe head of the document." in text and "And this is how it ends.\n\nQuestion:" in text
         assert "MIDDLE MIDDLE" in text and text.count("MIDDLE") < 200  # the middle was cut, both ends kept
     assert "Document:" not in texts[2] and "How does it end?" in texts[2]
+
+
+def _shared_generator_setup(checkpoint: Path, out: Path):
+    """A tiny run config whose local QA generator is its target model, that model with an adapter, its trainer."""
+    import jax
+    from fake_absorb import tiny_config
+
+    from lift_jax.absorbing.job import prepare_adapter
+    from lift_jax.models import load
+    from lift_jax.train import LoRATrainer, OptimizerConfig
+
+    cfg = tiny_config(checkpoint, out)
+    cfg.generator.kind, cfg.generator.model = "local", str(checkpoint)
+    loaded = load(checkpoint)
+    prepare_adapter(loaded, cfg)
+    trainer = LoRATrainer(loaded.module, OptimizerConfig(lr=1e-3))
+    trainer.lora = jax.tree.map(lambda x: x + 0.05, trainer.lora)  # an adapter that changes what the model writes
+    return cfg, loaded, trainer
+
+
+def test_a_generator_on_the_trainers_base_arrays_writes_what_a_loaded_copy_writes(tiny_checkpoints, tmp_path):
+    from flax import nnx
+
+    from lift_jax.absorbing.job import base_model_completer
+    from lift_jax.sampling import make_local_completer, module_completer
+    from lift_jax.special_tokens import stop_token_ids
+
+    checkpoint = tiny_checkpoints["llama3"]
+    cfg, loaded, trainer = _shared_generator_setup(checkpoint, tmp_path / "run")
+    stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
+    shared = base_model_completer(loaded, trainer, cfg, stops)
+    prompts, settings = ["Item one weighs", "Where does item two"], (24, 0.0, 1.0, 0)
+    want = make_local_completer(str(checkpoint))(prompts, *settings, prefix="Facts: ")
+    assert shared(prompts, *settings, prefix="Facts: ") == want
+    with_adapter = nnx.merge(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    assert module_completer(with_adapter, loaded.tokenizer, stops)(prompts, *settings, prefix="Facts: ") != want
+    cfg.generator.model = str(checkpoint) + "-other"
+    assert base_model_completer(loaded, trainer, cfg, stops) is None  # another model: the generator loads it
+    cfg.generator.model, cfg.generator.kind = str(checkpoint), "openai"
+    assert base_model_completer(loaded, trainer, cfg, stops) is None
+
+
+def test_absorb_with_the_target_model_as_local_generator_loads_it_once(tiny_checkpoints, tmp_path, monkeypatch):
+    from fake_absorb import tiny_config
+    from test_synth_pipeline import fake_completer
+
+    import lift_jax.absorbing.job as job
+    import lift_jax.sampling
+
+    def no_second_load(*args):
+        raise AssertionError("the generator loaded a second copy of the model")
+
+    samplers = []
+
+    def recording_completer(module, tokenizer, stops):
+        samplers.append(module)
+        return fake_completer([])
+
+    monkeypatch.setattr(lift_jax.sampling, "make_local_completer", no_second_load)
+    monkeypatch.setattr(job, "module_completer", recording_completer)
+    checkpoint = tiny_checkpoints["llama3"]
+    cfg = tiny_config(checkpoint, tmp_path / "run")
+    cfg.generator.kind, cfg.generator.model = "local", str(checkpoint)
+    (tmp_path / "document.txt").write_text(
+        "The old brass lantern hangs above the north door of the mill. The miller keeps twelve grey geese "
+        "in the walled yard behind the granary."
+    )
+    prepared = job.prepare(cfg)
+    summary = job.absorb_document(prepared.loaded, prepared.mesh, cfg, Path(cfg.document).read_text(),
+                                  progress=False)
+    assert summary["generation"]["sentences"] == 2 and summary["generation"]["pairs"] > 0
+    (module,) = samplers
+    generator_q = module.layers[0].self_attn.q_proj
+    trained_q = prepared.loaded.module.layers[0].self_attn.q_proj
+    assert generator_q.merged and not trained_q.merged  # the generator runs with the adapter off
+    pointer = lambda layer: layer.base.kernel.get_value().addressable_data(0).unsafe_buffer_pointer()  # noqa: E731
+    assert pointer(generator_q) == pointer(trained_q)  # on the same weights, not a copy

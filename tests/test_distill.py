@@ -21,8 +21,8 @@ from lift_jax.distill.cache import TeacherAnswer, TeacherCache
 from lift_jax.distill.questions import cloze_questions, cloze_spans, fallback_question, select_questions
 from lift_jax.distill.stage import Distiller, is_held_out
 from lift_jax.distill.targets import distill_example, renormalised
-from lift_jax.distill.teacher import Teacher, document_windows, frozen_base, word_token_ids
-from lift_jax.lora import lora_modules
+from lift_jax.distill.teacher import Teacher, document_windows, word_token_ids
+from lift_jax.lora import frozen_base, lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.special_tokens import stop_token_ids

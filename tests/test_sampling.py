@@ -272,3 +272,19 @@ def test_cached_attention_with_shared_keys_equals_per_row_copies(softcap):
     )
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
     assert np.abs(np.asarray(got)).max() > 0.1
+
+
+def test_a_small_call_with_min_batch_reuses_the_full_batch_and_decodes_the_same(tiny_checkpoints):
+    from lift_jax import sampling
+
+    module = load(tiny_checkpoints["llama3"]).module
+    rng = np.random.RandomState(3)
+    prompts = [rng.randint(6, VOCAB, 3).tolist() for _ in range(16)]
+    params = SamplingParams(max_new_tokens=6)
+    full = generate_ids(module, prompts, params, stop_ids=[], pad_id=0)
+    compiled = sampling._decode._cache_size()
+    few = generate_ids(module, prompts[:3], params, stop_ids=[], pad_id=0, min_batch=16)
+    assert few == full[:3]
+    assert sampling._decode._cache_size() == compiled  # the 16-row compilation, no new one
+    generate_ids(module, prompts[:3], params, stop_ids=[], pad_id=0)
+    assert sampling._decode._cache_size() == compiled + 1  # without min_batch: a 4-row batch of its own

@@ -39,14 +39,16 @@ from lift_jax.distributed import initialize
 from lift_jax.documents import raw_chunks, read_document
 from lift_jax.errors import ConfigError
 from lift_jax.logfile import logging_to
-from lift_jax.lora import apply_lora, lora_modules, reset_lora, unmerge_lora
+from lift_jax.lora import apply_lora, frozen_base, lora_modules, reset_lora, unmerge_lora
 from lift_jax.models import LoadedModel, load
 from lift_jax.peft_io import export_peft_adapter
 from lift_jax.producer import check_generator, start_qa_producer
 from lift_jax.prompting import PromptFormat, encode_example, encode_text
 from lift_jax.runio import MetricsLog, RunDir, write_json_atomic
+from lift_jax.sampling import module_completer
 from lift_jax.sharding import make_mesh
 from lift_jax.special_tokens import pad_token_id, stop_token_ids
+from lift_jax.synth.generators import LocalCompleter
 from lift_jax.train import LoRATrainer, row_multiple
 
 log = logging.getLogger("lift_jax.absorb")  # the job's log channel (lift_jax.distill.run writes to it too)
@@ -142,6 +144,20 @@ def absorb_document(
         return _absorb_into(loaded, mesh, cfg, document, run, False, timing or Timing())
 
 
+def base_model_completer(
+    loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.ConfigDict, stops: tuple[int, ...]
+) -> LocalCompleter | None:
+    """When the run's local QA generator is its target model (`generator.model` == `model_path`, one process),
+    a completer over the trainer's base arrays with the adapter off, so the generator loads no second copy of
+    the weights; None otherwise (the generator loads its own model, or is a server). With several processes
+    the arrays span all of them and a sampler call would need every process in it, so each loads its own."""
+    g = cfg.generator
+    if g.kind != "local" or str(g.model) != str(cfg.model_path) or jax.process_count() > 1:
+        return None
+    module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    return module_completer(module, loaded.require_tokenizer("a local QA generator"), stops)
+
+
 def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...], ce_weight: float = 0.0):
     def encode(item: TrainItem):
         if item.teacher is not None:
@@ -175,22 +191,24 @@ def _absorb_into(
     if cfg.method in ("raw", "lift+raw"):
         chunks = raw_chunks(tokenizer, document, cfg.raw_chunk_tokens)
         buffer.extend([TrainItem(answer=c, order=(-1, i)) for i, c in enumerate(chunks) if i % count == index])
-    producer = distiller = None
-    if cfg.method in ("lift", "lift+raw"):
-        producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress)
-    elif cfg.method != "lift+cd":
-        buffer.close()
-    elif count > 1:
+    if cfg.method == "lift+cd" and count > 1:
         raise UsageError("method lift+cd runs in one process; use mesh.num_processes=1")
 
     prepare_adapter(loaded, cfg)
     total_steps = estimate_total_steps(cfg, document, tokenizer)
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=total_steps), mesh=mesh)
     pad_id = pad_token_id(tokenizer, stops)
-    if cfg.method == "lift+cd":  # the teacher shares the trainer's base arrays, so it starts after it
+    # Generators start after the trainer: a local generator that is the target model runs on its base arrays.
+    completer = base_model_completer(loaded, trainer, cfg, stops)
+    producer = distiller = None
+    if cfg.method in ("lift", "lift+raw"):
+        producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress, completer=completer)
+    elif cfg.method == "lift+cd":
         teacher = teacher_for(loaded, trainer, cfg, prompt_format(cfg), stops, pad_id)
         producer, distiller = start_cd_producer(cfg, document, teacher, run.teacher_cache, run.qa_cache, buffer,
-                                                progress=progress)
+                                                progress=progress, completer=completer)
+    else:
+        buffer.close()
     stream = BatchStream(
         buffer,
         _encoder(tokenizer, prompt_format(cfg), stops, cfg.cd.ce_weight),

@@ -13,11 +13,13 @@ from lift_jax.answering import Answerer
 from lift_jax.config import suppressed_words
 from lift_jax.data import ItemBuffer
 from lift_jax.distill.stage import Distiller, make_distiller, summary
-from lift_jax.distill.teacher import Teacher, frozen_base, word_token_ids
+from lift_jax.distill.teacher import Teacher, word_token_ids
+from lift_jax.lora import frozen_base
 from lift_jax.models import LoadedModel
 from lift_jax.producer import QAProducer, start_qa_producer
 from lift_jax.prompting import PromptFormat
 from lift_jax.sampling import SamplingParams
+from lift_jax.synth.generators import LocalCompleter
 from lift_jax.train import LoRATrainer
 
 log = logging.getLogger("lift_jax.absorb")
@@ -39,11 +41,15 @@ def teacher_for(loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.C
 
 
 def start_cd_producer(cfg: ml_collections.ConfigDict, document: str, teacher: Teacher, teacher_cache: Path,
-                      qa_cache: Path, buffer: ItemBuffer, progress: bool = True) -> tuple[QAProducer, Distiller]:
-    """Start generation -> teacher -> buffer for this process's share of `document`."""
+                      qa_cache: Path, buffer: ItemBuffer, progress: bool = True,
+                      completer: LocalCompleter | None = None) -> tuple[QAProducer, Distiller]:
+    """Start generation -> teacher -> buffer for this process's share of `document` (a local generator on
+    `completer` if given)."""
     distiller = make_distiller(cfg, document, teacher, teacher_cache, jax.process_index(), jax.process_count(),
                                progress=progress)
-    return start_qa_producer(cfg, document, qa_cache, buffer, progress=progress, items_for=distiller), distiller
+    producer = start_qa_producer(cfg, document, qa_cache, buffer, progress=progress, items_for=distiller,
+                                 completer=completer)
+    return producer, distiller
 
 
 def holdout_report(loaded: LoadedModel, fmt: PromptFormat, distiller: Distiller,

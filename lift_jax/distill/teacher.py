@@ -18,13 +18,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from lift_jax.distill.cache import TeacherAnswer
-from lift_jax.lora import lora_modules
 from lift_jax.models.transformer import Transformer
 from lift_jax.prompting import PromptFormat, encode_prompt
 from lift_jax.sampling import Decoded, SamplingParams, generate_with_logprobs
@@ -68,25 +64,6 @@ def word_token_ids(tokenizer: Any, words: Sequence[str]) -> tuple[int, ...]:
                 if len(pieces) == 1 and tokenizer.decode(pieces).strip() == spelling:
                     ids.add(pieces[0])
     return tuple(sorted(ids))
-
-
-def frozen_base(graphdef: nnx.GraphDef, lora: nnx.State, rngs: nnx.State, base: nnx.State) -> Transformer:
-    """The model with the adapter off, over the given base arrays (shared, not copied): a zero LoRA state,
-    marked merged (base + 0 is the base), so its linear layers run the base kernels only, without the
-    adapter's matmuls."""
-    zero = jax.tree.map(jnp.zeros_like, lora)
-    own_rngs = jax.tree.map(_copy, rngs)  # the trainer donates its rngs (a few keys and counters)
-    module = nnx.merge(graphdef, zero, own_rngs, base)
-    for _, layer in lora_modules(module):
-        layer.merged = True
-    return module
-
-
-def _copy(x: jax.Array) -> jax.Array:
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return jax.random.wrap_key_data(jnp.array(jax.random.key_data(x), copy=True),
-                                        impl=jax.random.key_impl(x))
-    return jnp.array(x, copy=True)
 
 
 class Teacher:

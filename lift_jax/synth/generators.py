@@ -99,7 +99,8 @@ class Generator(Protocol):
 
 class LocalCompleter(Protocol):
     """lift_jax's batched sampler: continuations of `prefix + prompt` for each prompt (the shared `prefix` is
-    computed once), a row stopping after `max_lines` line breaks (0: no limit)."""
+    computed once), a row stopping after `max_lines` line breaks (0: no limit), in a batch of at least
+    `min_rows` rows (a smaller call then reuses a full batch's compilation)."""
 
     def __call__(
         self,
@@ -110,6 +111,7 @@ class LocalCompleter(Protocol):
         seed: int,
         max_lines: int = 0,
         prefix: str = "",
+        min_rows: int = 1,
     ) -> list[str]: ...
 
 
@@ -229,6 +231,7 @@ class LocalGenerator:
         seed: int = 0,
     ):
         self.template, self.sampling, self._complete, self._seed = template, sampling, complete, seed
+        self._batch_size = batch_size
         self._batcher: _Batcher[tuple[SentenceTask, int], Generation] = _Batcher(self._run, batch_size)
 
     async def start(self) -> None:
@@ -251,6 +254,7 @@ class LocalGenerator:
             _batch_seed(self._seed, items),
             max_lines=s.lines_per_sample(t),
             prefix=prefix,
+            min_rows=self._batch_size * k,  # the last batch and retries reuse the full batch's compilation
         )
         return [Generation(texts[i * k : (i + 1) * k]) for i in range(len(items))]
 
@@ -361,9 +365,12 @@ def clear_local_completers() -> None:
         _LOCAL_COMPLETERS.clear()
 
 
-def make_generator(cfg: ml_collections.ConfigDict, dtype: str = "float32", seed: int = 0) -> Generator:
-    """The generator `cfg.kind` names; a local one loads `cfg.model` through lift_jax.sampling the first time
-    in a process (slow: call it only when there is something to generate) and reuses it afterwards."""
+def make_generator(
+    cfg: ml_collections.ConfigDict, dtype: str = "float32", seed: int = 0, completer: LocalCompleter | None = None
+) -> Generator:
+    """The generator `cfg.kind` names; a local one runs on `completer` if given (e.g. over a model already in
+    memory), else loads `cfg.model` through lift_jax.sampling the first time in a process (slow: call it only
+    when there is something to generate) and reuses it afterwards."""
     template = load_prompt(cfg.prompt, cfg.kind)
     sampling = GeneratorSampling.from_config(cfg)
     if cfg.kind == "openai":
@@ -371,5 +378,6 @@ def make_generator(cfg: ml_collections.ConfigDict, dtype: str = "float32", seed:
     if cfg.kind == "vllm":
         return VLLMGenerator(cfg.model, template, sampling, cfg.concurrency, seed)
     if cfg.kind == "local":
-        return LocalGenerator(local_completer(cfg.model, dtype), template, sampling, cfg.local_batch_size, seed)
+        complete = completer if completer is not None else local_completer(cfg.model, dtype)
+        return LocalGenerator(complete, template, sampling, cfg.local_batch_size, seed)
     raise ConfigError(f"generator.kind {cfg.kind!r} is unknown; use one of {', '.join(KINDS)}")

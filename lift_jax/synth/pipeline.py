@@ -30,6 +30,7 @@ from lift_jax.synth.generators import (
     Generator,
     GeneratorSampling,
     GeneratorUnavailable,
+    LocalCompleter,
     make_generator,
 )
 from lift_jax.synth.parse import QAPair, clean_pairs, parse_lines, parse_questions, parse_reply, usable_pair
@@ -286,12 +287,14 @@ def document_pairs(
     progress: bool = True,
     shard_index: int = 0,
     shard_count: int = 1,
+    completer: LocalCompleter | None = None,
 ) -> Iterator[tuple[int, list[QAPair]]]:
     """absorb's view of the stage for the run config `cfg`: (sentence index, pairs) per sentence, cached ones
-    first; a failed sentence yields no pairs."""
+    first; a failed sentence yields no pairs. A local generator runs on `completer` when one is given."""
     cache = QACache(cache_dir, shard_index, shard_count)
+    generator = None if completer is None else make_generator(cfg.generator, cfg.dtype, cfg.seed, completer)
     results = generate_document(
-        document, cfg.generator, cache, dtype=cfg.dtype, seed=cfg.seed, progress=progress,
+        document, cfg.generator, cache, generator=generator, dtype=cfg.dtype, seed=cfg.seed, progress=progress,
         shard_index=shard_index, shard_count=shard_count,
     )
     for result in results:
