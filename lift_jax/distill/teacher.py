@@ -93,9 +93,7 @@ class Teacher:
         """Greedy answers with their top-K log-probs for `questions`, all reading `window`."""
         out: list[TeacherAnswer] = []
         for start in range(0, len(questions), self.batch):
-            chunk = list(questions[start : start + self.batch])
-            padded = chunk + [chunk[0]] * (self.batch - len(chunk))
-            out.extend(self._answer(window, padded)[: len(chunk)])
+            out.extend(self._answer(window, list(questions[start : start + self.batch])))
         return out
 
     def _answer(self, window: str, questions: list[str]) -> list[TeacherAnswer]:
@@ -108,7 +106,7 @@ class Teacher:
         prefix, rests = prompts[0][:n], [p[n:] for p in prompts]
         params = SamplingParams(max_new_tokens=self.max_answer_tokens)
         decoded = generate_with_logprobs(self.module, rests, params, self.stop_ids, self.pad_id, prefix=prefix,
-                                         logprob_k=self.top_k, suppress_ids=self.suppress_ids)
+                                         logprob_k=self.top_k, suppress_ids=self.suppress_ids, min_batch=self.batch)
         return [self._teacher_answer(d) for d in decoded]
 
     def _teacher_answer(self, decoded: Decoded) -> TeacherAnswer:
