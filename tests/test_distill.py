@@ -172,9 +172,11 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     seen: list[list[int]] = []
     real = teacher_module.generate_with_logprobs
 
-    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0, suppress_ids=()):
+    def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0, suppress_ids=(),
+            min_batch=1):
         seen.extend(list(prefix) + list(p) for p in prompts)
-        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k, suppress_ids)
+        return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k, suppress_ids,
+                    min_batch)
 
     monkeypatch.setattr(teacher_module, "generate_with_logprobs", spy)
     cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
