@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 MIN_SLOTS = 16  # the smallest bucket of loss slots per row
+WIDE_ROWS = 512  # of equally cheap packed layouts, the one with the widest rows up to this many tokens
 
 
 class Example(NamedTuple):
@@ -142,7 +143,7 @@ def place(
     the bucket of the longest example. Packed: the examples are packed into as few rows as the cheapest bucket
     width allows (at least the longest example's), spread over the micro-batches, and the rows per
     micro-batch are rounded up to a bucket (a multiple of `row_multiple`, at most `rows` rounded up to it);
-    of equally cheap layouts the one with the widest rows is taken.
+    of equally cheap layouts the one with the widest rows up to WIDE_ROWS tokens is taken.
     Loss slots per row: T with `full_head`, else the bucket of the most loss positions in a row.
     """
     if len(examples) > rows * accum:
@@ -163,9 +164,10 @@ def place(
         layout = [[packed[j] for j in range(a, len(packed), accum)] for a in range(accum)]
         layout = [micro + [[] for _ in range(per_micro - len(micro))] for micro in layout]
         placement = _finish(layout, present, accum, per_micro, candidate, k, full_head)
-        # Cheapest first: token cells, then head slots, then the wider row: ties are common (rows come in powers
-        # of two) and the widest rows keep a run's batches to few shapes, each one compilation of the step.
-        cost = (per_micro * candidate, per_micro * placement.shape.slots, -candidate)
+        # Cheapest first: token cells, then head slots, then the widest row up to WIDE_ROWS tokens: ties are
+        # common (rows come in powers of two) and wide rows keep a run's batches to few shapes, each one
+        # compilation of the step; past WIDE_ROWS the narrower (attention grows with the width at equal cells).
+        cost = (per_micro * candidate, per_micro * placement.shape.slots, max(candidate, WIDE_ROWS), -candidate)
         if best is None or cost < best[0]:
             best = (cost, placement)
     assert best is not None

@@ -296,7 +296,8 @@ def generate_ids(
     With `params.max_lines`, a row also stops after that many tokens from `line_break_ids`. A `prefix` shared by
     every prompt (which then holds only its own continuation of it) is computed once for the whole batch, and
     so are any opening the prompts share and prompts that repeat (see `plan_prefill`). The batch has at least
-    `min_batch` rows (the extra ones idle): calls with fewer prompts reuse the full batch's compilation.
+    `min_batch` rows (the extra ones idle), so a call with fewer prompts whose prompts pack to the same sizes
+    (e.g. the teacher's questions after a fixed prefix) reuses the full batch's compilation.
     """
     decoded = generate_with_logprobs(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix,
                                      min_batch=min_batch)
@@ -343,10 +344,9 @@ def module_completer(module: Transformer, tokenizer: Any, stop_ids: Sequence[int
         seed: int,
         max_lines: int = 0,
         prefix: str = "",
-        min_rows: int = 1,
     ) -> list[str]:
         params = SamplingParams(max_new_tokens, temperature, top_p, seed, max_lines)
-        return generate_texts(module, tokenizer, prompts, params, stop_ids, prefix, min_batch=min_rows)
+        return generate_texts(module, tokenizer, prompts, params, stop_ids, prefix)
 
     return complete
 

@@ -166,25 +166,29 @@ def test_ask_with_truncated_context_puts_the_middle_truncated_document_in_the_pr
     assert "Document:" not in texts[2] and "How does it end?" in texts[2]
 
 
-def _shared_generator_setup(checkpoint: Path, out: Path):
-    """A tiny run config whose local QA generator is its target model, that model with an adapter, its trainer."""
+def _shared_generator_setup(checkpoint: Path, out: Path, fsdp: int):
+    """A tiny run config whose local QA generator is its target model, that model with an adapter, its trainer
+    (weights sharded over `fsdp` devices)."""
     import jax
     from fake_absorb import tiny_config
 
     from lift_jax.absorbing.job import prepare_adapter
     from lift_jax.models import load
+    from lift_jax.sharding import make_mesh
     from lift_jax.train import LoRATrainer, OptimizerConfig
 
     cfg = tiny_config(checkpoint, out)
     cfg.generator.kind, cfg.generator.model = "local", str(checkpoint)
-    loaded = load(checkpoint)
+    mesh = make_mesh(1, fsdp, 1)
+    loaded = load(checkpoint, mesh=mesh)
     prepare_adapter(loaded, cfg)
-    trainer = LoRATrainer(loaded.module, OptimizerConfig(lr=1e-3))
+    trainer = LoRATrainer(loaded.module, OptimizerConfig(lr=1e-3), mesh=mesh)
     trainer.lora = jax.tree.map(lambda x: x + 0.05, trainer.lora)  # an adapter that changes what the model writes
     return cfg, loaded, trainer
 
 
-def test_a_generator_on_the_trainers_base_arrays_writes_what_a_loaded_copy_writes(tiny_checkpoints, tmp_path):
+@pytest.mark.parametrize("fsdp", [1, 2])
+def test_a_generator_on_the_trainers_base_arrays_writes_what_a_loaded_copy_writes(tiny_checkpoints, tmp_path, fsdp):
     from flax import nnx
 
     from lift_jax.absorbing.job import base_model_completer
@@ -192,7 +196,8 @@ def test_a_generator_on_the_trainers_base_arrays_writes_what_a_loaded_copy_write
     from lift_jax.special_tokens import stop_token_ids
 
     checkpoint = tiny_checkpoints["llama3"]
-    cfg, loaded, trainer = _shared_generator_setup(checkpoint, tmp_path / "run")
+    cfg, loaded, trainer = _shared_generator_setup(checkpoint, tmp_path / "run", fsdp)
+    assert len(trainer.base.to_pure_dict()["layers"][0]["self_attn"]["q_proj"]["base"]["kernel"].devices()) == fsdp
     stops = stop_token_ids(loaded.tokenizer, loaded.spec.eos_token_ids)
     shared = base_model_completer(loaded, trainer, cfg, stops)
     prompts, settings = ["Item one weighs", "Where does item two"], (24, 0.0, 1.0, 0)
@@ -200,6 +205,8 @@ def test_a_generator_on_the_trainers_base_arrays_writes_what_a_loaded_copy_write
     assert shared(prompts, *settings, prefix="Facts: ") == want
     with_adapter = nnx.merge(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
     assert module_completer(with_adapter, loaded.tokenizer, stops)(prompts, *settings, prefix="Facts: ") != want
+    cfg.generator.model = str(checkpoint / ".." / checkpoint.name)  # the same folder, spelled differently
+    assert base_model_completer(loaded, trainer, cfg, stops) is not None
     cfg.generator.model = str(checkpoint) + "-other"
     assert base_model_completer(loaded, trainer, cfg, stops) is None  # another model: the generator loads it
     cfg.generator.model, cfg.generator.kind = str(checkpoint), "openai"

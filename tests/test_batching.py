@@ -11,7 +11,7 @@ from flax import nnx
 from tiny_models import VOCAB
 from train_helpers import lora_model
 
-from lift_jax.batching import Example, length_buckets, make_batch, place
+from lift_jax.batching import WIDE_ROWS, Example, length_buckets, make_batch, place
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 BUCKETS = length_buckets(64, 16)
@@ -144,6 +144,10 @@ def test_packed_rows_are_bucketed_and_respect_the_row_multiple():
     assert place(examples[:7], 8, 1, BUCKETS, pack=True).shape.as_list() == [2, 64, 32, 1]  # the same shape
     assert place(examples, 8, 1, BUCKETS, pack=True, row_multiple=3).shape.as_list() == [9, 16, 16, 1]
     assert place(examples, 4, 2, BUCKETS, pack=True).shape.as_list() == [1, 64, 32, 1]
+    # 64 x 31 input tokens, 16 with loss: rows of 32 ... 512 and one row of 2048 tie on cells and head slots;
+    # rows wider than WIDE_ROWS cost attention, so 512 wins
+    many = [([5] * 32, [0] * 16 + [1] * 16)] * 64
+    assert place(many, 64, 1, length_buckets(2048, 16), pack=True).shape.width == WIDE_ROWS
     assert place(examples[:1], 8, 1, BUCKETS).shape.as_list() == [8, 16, 16, 1]  # unpacked: rows stay rows
     with pytest.raises(ValueError, match="9 examples do not fit 1 micro-batches of 8 rows"):
         place(examples + examples[:1], 8, 1, BUCKETS)

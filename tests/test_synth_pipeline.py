@@ -165,7 +165,7 @@ def test_the_consumer_can_stop_early_and_resume(tmp_path: Path) -> None:
 
 
 def fake_completer(calls: list):
-    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix="", min_rows=1):
+    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix=""):
         calls.append(
             {
                 "rows": len(prompts),
@@ -329,7 +329,7 @@ def test_a_repeated_sentence_is_generated_and_yielded_once_on_every_run(tmp_path
 def test_questions_only_prompt_keeps_every_question_without_answers_and_caches_them(tmp_path: Path) -> None:
     calls: list = []
 
-    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix="", min_rows=1):
+    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix=""):
         calls.append({"prefix": prefix, "max_lines": max_lines})
         return [" Where does basalt lie?\nQuestion: How far north?\n\nText: invented next example\nQuestion: x?"
                 for _ in prompts]

@@ -144,15 +144,24 @@ def absorb_document(
         return _absorb_into(loaded, mesh, cfg, document, run, False, timing or Timing())
 
 
+def generator_is_target(cfg: ml_collections.ConfigDict) -> bool:
+    """Whether the run's QA generator is its target model sampled in this process: a local generator whose
+    `generator.model` names `model_path` (the same string or the same file or folder), and one process (with
+    several, the weights span all of them and a sampler call would need every process in it)."""
+    g = cfg.generator
+    if g.kind != "local" or jax.process_count() > 1:
+        return False
+    model, target = str(g.model), str(cfg.model_path)
+    return model == target or (Path(model).exists() and Path(model).resolve() == Path(target).resolve())
+
+
 def base_model_completer(
     loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.ConfigDict, stops: tuple[int, ...]
 ) -> LocalCompleter | None:
-    """When the run's local QA generator is its target model (`generator.model` == `model_path`, one process),
-    a completer over the trainer's base arrays with the adapter off, so the generator loads no second copy of
-    the weights; None otherwise (the generator loads its own model, or is a server). With several processes
-    the arrays span all of them and a sampler call would need every process in it, so each loads its own."""
-    g = cfg.generator
-    if g.kind != "local" or str(g.model) != str(cfg.model_path) or jax.process_count() > 1:
+    """When `generator_is_target(cfg)`, a completer over the trainer's base arrays with the adapter off, so the
+    generator loads no second copy of the weights; None otherwise (the generator loads its own model, or is a
+    server)."""
+    if not generator_is_target(cfg):
         return None
     module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
     return module_completer(module, loaded.require_tokenizer("a local QA generator"), stops)
@@ -193,22 +202,26 @@ def _absorb_into(
         buffer.extend([TrainItem(answer=c, order=(-1, i)) for i, c in enumerate(chunks) if i % count == index])
     if cfg.method == "lift+cd" and count > 1:
         raise UsageError("method lift+cd runs in one process; use mesh.num_processes=1")
+    if cfg.method == "raw":
+        buffer.close()
+    # A generator that is the target model runs on the trainer's base arrays, so it starts after the trainer;
+    # a server or another model starts now, overlapping the adapter's set-up.
+    producer = distiller = None
+    pairs_only = cfg.method in ("lift", "lift+raw")
+    if pairs_only and not generator_is_target(cfg):
+        producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress)
 
     prepare_adapter(loaded, cfg)
     total_steps = estimate_total_steps(cfg, document, tokenizer)
     trainer = LoRATrainer(loaded.module, optimizer_config(cfg, total_steps=total_steps), mesh=mesh)
     pad_id = pad_token_id(tokenizer, stops)
-    # Generators start after the trainer: a local generator that is the target model runs on its base arrays.
     completer = base_model_completer(loaded, trainer, cfg, stops)
-    producer = distiller = None
-    if cfg.method in ("lift", "lift+raw"):
+    if pairs_only and producer is None:
         producer = start_qa_producer(cfg, document, run.qa_cache, buffer, progress=progress, completer=completer)
-    elif cfg.method == "lift+cd":
+    elif cfg.method == "lift+cd":  # the teacher shares the trainer's base arrays too
         teacher = teacher_for(loaded, trainer, cfg, prompt_format(cfg), stops, pad_id)
         producer, distiller = start_cd_producer(cfg, document, teacher, run.teacher_cache, run.qa_cache, buffer,
                                                 progress=progress, completer=completer)
-    else:
-        buffer.close()
     stream = BatchStream(
         buffer,
         _encoder(tokenizer, prompt_format(cfg), stops, cfg.cd.ce_weight),

@@ -99,8 +99,7 @@ class Generator(Protocol):
 
 class LocalCompleter(Protocol):
     """lift_jax's batched sampler: continuations of `prefix + prompt` for each prompt (the shared `prefix` is
-    computed once), a row stopping after `max_lines` line breaks (0: no limit), in a batch of at least
-    `min_rows` rows (a smaller call then reuses a full batch's compilation)."""
+    computed once), a row stopping after `max_lines` line breaks (0: no limit)."""
 
     def __call__(
         self,
@@ -111,7 +110,6 @@ class LocalCompleter(Protocol):
         seed: int,
         max_lines: int = 0,
         prefix: str = "",
-        min_rows: int = 1,
     ) -> list[str]: ...
 
 
@@ -231,7 +229,6 @@ class LocalGenerator:
         seed: int = 0,
     ):
         self.template, self.sampling, self._complete, self._seed = template, sampling, complete, seed
-        self._batch_size = batch_size
         self._batcher: _Batcher[tuple[SentenceTask, int], Generation] = _Batcher(self._run, batch_size)
 
     async def start(self) -> None:
@@ -254,7 +251,6 @@ class LocalGenerator:
             _batch_seed(self._seed, items),
             max_lines=s.lines_per_sample(t),
             prefix=prefix,
-            min_rows=self._batch_size * k,  # the last batch and retries reuse the full batch's compilation
         )
         return [Generation(texts[i * k : (i + 1) * k]) for i in range(len(items))]
 
