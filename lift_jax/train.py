@@ -8,6 +8,7 @@ data and fsdp axes; the loss of a step is the mean over its loss positions of ea
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lift_jax.errors import ConfigError
+from lift_jax.lora import frozen_base
 from lift_jax.models.transformer import Transformer
 from lift_jax.sharding import make_mesh, shard_params
 
@@ -99,6 +101,12 @@ class LoRATrainer:
         self.step = 0
         self._step_fn = self._build_step()
         self._gradients_fn = jax.jit(self._accumulate)
+
+    @functools.cached_property
+    def base_model(self) -> Transformer:
+        """The model with the adapter off over this trainer's base arrays (`lora.frozen_base`), made once: the
+        run's teacher and its QA generator share it instead of each holding a zero adapter of its own."""
+        return frozen_base(self.graphdef, self.lora, self.rngs, self.base)
 
     def _build_step(self) -> Any:
         accumulate, tx = self._accumulate, self.tx

@@ -39,7 +39,7 @@ from lift_jax.distributed import initialize
 from lift_jax.documents import raw_chunks, read_document
 from lift_jax.errors import ConfigError
 from lift_jax.logfile import logging_to
-from lift_jax.lora import apply_lora, frozen_base, lora_modules, reset_lora, unmerge_lora
+from lift_jax.lora import apply_lora, lora_modules, reset_lora, unmerge_lora
 from lift_jax.models import LoadedModel, load
 from lift_jax.peft_io import export_peft_adapter
 from lift_jax.producer import check_generator, start_qa_producer
@@ -163,8 +163,7 @@ def base_model_completer(
     server)."""
     if not generator_is_target(cfg):
         return None
-    module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
-    return module_completer(module, loaded.require_tokenizer("a local QA generator"), stops)
+    return module_completer(trainer.base_model, loaded.require_tokenizer("a local QA generator"), stops)
 
 
 def _encoder(tokenizer: Any, fmt: PromptFormat, stops: tuple[int, ...], ce_weight: float = 0.0):

@@ -14,7 +14,6 @@ from lift_jax.config import suppressed_words
 from lift_jax.data import ItemBuffer
 from lift_jax.distill.stage import Distiller, make_distiller, summary
 from lift_jax.distill.teacher import Teacher, word_token_ids
-from lift_jax.lora import frozen_base
 from lift_jax.models import LoadedModel
 from lift_jax.producer import QAProducer, start_qa_producer
 from lift_jax.prompting import PromptFormat
@@ -28,7 +27,7 @@ log = logging.getLogger("lift_jax.absorb")
 def teacher_for(loaded: LoadedModel, trainer: LoRATrainer, cfg: ml_collections.ConfigDict, fmt: PromptFormat,
                 stops: tuple[int, ...], pad_id: int) -> Teacher:
     """The frozen base model over the trainer's own base arrays (adapter off), as the run's teacher."""
-    module = frozen_base(trainer.graphdef, trainer.lora, trainer.rngs, trainer.base)
+    module = trainer.base_model
     suppress = []
     for word in suppressed_words(cfg.cd):
         ids = word_token_ids(loaded.tokenizer, [word])
