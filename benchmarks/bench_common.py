@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -113,15 +114,30 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def code_version() -> str:
+    """The git commit this checkout is at, with `+changes` when its code (not its benchmark results) differs
+    from it; '' outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    code = ["--", ".", ":(exclude)benchmarks/results", ":(exclude)docs"]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", *code], cwd=root, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return commit.stdout.strip() + ("+changes" if changed.returncode else "")
+
+
 def save_results(name: str, payload: Mapping[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
     """Write `payload` to `out_dir/name.json` (`name_<allocator>.json` under a preloaded malloc) with the command
-    that produced it, the UTC time and the machine (cores, load, malloc); returns the path. `payload` should hold
+    that produced it, the UTC time, the code's commit (`code_version`) and the machine (cores, load, malloc);
+    returns the path. `payload` should hold
     the printed table (`table`: its lines)."""
     if allocator() != "system":
         name = f"{name}_{allocator().split()[0]}"
     record = {
         "command": shlex.join(["python", *sys.argv]),
         "utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "code": code_version(),
         "machine": machine_info(),
         **payload,
     }

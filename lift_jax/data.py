@@ -24,7 +24,7 @@ import grain
 import jax
 import numpy as np
 
-from lift_jax.batching import Example, Placement, batch_width, build_batch, place
+from lift_jax.batching import BatchShape, Example, Placement, batch_width, build_batch, place, reuse_shape
 from lift_jax.distributed import all_processes, all_processes_json
 from lift_jax.errors import LiftError
 
@@ -176,16 +176,23 @@ class BatchStream:
         self.pack, self.row_multiple = pack, row_multiple
         self.buckets, self.pad_id, self.seed = buckets, pad_id, seed
         self.epoch, self.position = 1, 0
+        self.shapes: list[BatchShape] = []  # every batch shape yielded so far: each is one compiled step
+        self.borrowed: dict[BatchShape, int] = {}  # how often a batch shape took one of `shapes` instead
         self._union: list[TrainItem] | None = None
 
-    def state(self) -> dict[str, int]:
+    def state(self) -> dict[str, Any]:
         """Where the next batch starts: epoch (1-based) and item position within it (epoch 1: within this
-        process's buffer; later epochs: within the global shuffled epoch)."""
-        return {"epoch": self.epoch, "position": self.position}
+        process's buffer; later epochs: within the global shuffled epoch); and the batch shapes used so far
+        (`shapes`, as [accum, rows, width, slots, k]), so a resumed run lays its batches out as this one would."""
+        shapes = [[s.accum, *s.as_list()] for s in self.shapes]
+        borrowed = [[s.accum, *s.as_list(), n] for s, n in self.borrowed.items()]
+        return {"epoch": self.epoch, "position": self.position, "shapes": shapes, "borrowed": borrowed}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a `state()` taken earlier."""
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.shapes = [BatchShape(*map(int, s)) for s in state.get("shapes", [])]
+        self.borrowed = {BatchShape(*map(int, s[:5])): int(s[5]) for s in state.get("borrowed", [])}
 
     def _streamed(self) -> Iterator[tuple[list[TrainItem | None], int]]:
         """Epoch 1: (this process's next chunk, items it consumed), empty chunks once its stream has ended."""
@@ -236,5 +243,10 @@ class BatchStream:
         if self.pack:  # each process proposes the width it packs best at; all pack at the widest proposal
             width = int(all_processes([max(placed(None).shape.width, longest)])[:, 0].max())
         placement = placed(width)
-        shape = placement.shape.merged(all_processes(placement.shape.as_list()))
+        own = placement.shape.merged(all_processes(placement.shape.as_list()))
+        shape = reuse_shape(own, self.shapes, self.borrowed.get(own, 0))
+        if shape != own:
+            self.borrowed[own] = self.borrowed.get(own, 0) + 1
+        elif shape not in self.shapes:
+            self.shapes.append(shape)
         return build_batch(examples, placement, self.pad_id, shape)

@@ -64,6 +64,19 @@ def _select(logits: jax.Array, key: jax.Array, temperature: float, top_p: float)
     return jnp.take_along_axis(top_ids, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
 
 
+@dataclasses.dataclass(frozen=True)
+class ShapeFloor:
+    """Least sizes of a call's layout: batch `rows`, packed prefill `stream` tokens and cache `width` per row.
+    Calls padded to the same floor whose prompts fit in it share one compilation (see `floor_for`). With
+    `dense`, the stream also holds every row at the full width, so a call's shape follows from its widest
+    row alone (a few padding tokens of prefill instead of a compilation per total length)."""
+
+    rows: int = 1
+    stream: int = 0
+    width: int = 0
+    dense: bool = False
+
+
 PREFIX_BLOCK = 32  # an opening every prompt shares is computed once, cut to whole blocks (few compiled shapes)
 PACK_STEP = 64  # packed prefill streams are padded to a multiple of this many tokens
 
@@ -92,9 +105,25 @@ class Prefill:
         return self.source.shape[1]
 
 
-def plan_prefill(prompts: Sequence[Sequence[int]], prefix: Sequence[int], batch: int, pad_id: int) -> Prefill:
+def batch_rows(rows: int) -> int:
+    """The batch size a call with `rows` rows compiles for."""
+    return bucket(rows, minimum=1) if rows <= 8 else prompt_bucket(rows, step=8)
+
+
+def floor_for(prompts: Sequence[Sequence[int]], prefix: Sequence[int] = ()) -> ShapeFloor:
+    """The floor holding `prompts` in one call: a series of calls, each with at most as many prompts, none
+    longer in total or alone, compiles once when every call is given this floor (e.g. the largest batch a
+    generator will send)."""
+    plan = plan_prefill(prompts, prefix, batch_rows(len(prompts)), 0)
+    return ShapeFloor(len(prompts), len(plan.tokens), plan.width)
+
+
+def plan_prefill(
+    prompts: Sequence[Sequence[int]], prefix: Sequence[int], batch: int, pad_id: int, floor: ShapeFloor = ShapeFloor()
+) -> Prefill:
     """Lay out `prompts` (rows beyond them, up to `batch`, repeat the first) after the shared `prefix`, moving
-    the whole blocks of any opening all prompts share into the prefix."""
+    the whole blocks of any opening all prompts share into the prefix; the stream and the cache rows are at
+    least `floor`'s sizes."""
     rows = [tuple(p) for p in prompts] + [tuple(prompts[0])] * (batch - len(prompts))
     distinct = list(dict.fromkeys(rows))
     shared = 0
@@ -105,9 +134,11 @@ def plan_prefill(prompts: Sequence[Sequence[int]], prefix: Sequence[int], batch:
     start = len(full_prefix)
     rows = [r[shared:] for r in rows]
     distinct = [d[shared:] for d in distinct]
-    width = prompt_bucket(max(map(len, distinct)))
+    width = max(prompt_bucket(max(map(len, distinct))), floor.width)
     offsets = np.cumsum([0] + [len(d) for d in distinct])
-    n = prompt_bucket(int(offsets[-1]), step=PACK_STEP)
+    n = max(prompt_bucket(int(offsets[-1]), step=PACK_STEP), floor.stream)
+    if floor.dense:
+        n = max(n, prompt_bucket(batch * width, step=PACK_STEP))
     tokens = np.full((n,), pad_id, np.int32)
     positions = np.zeros((n,), np.int32)
     segments = np.full((n,), -1, np.int32)
@@ -229,12 +260,13 @@ def generate_with_logprobs(
     prefix: Sequence[int] = (),
     logprob_k: int = 0,
     suppress_ids: Sequence[int] = (),
-    min_batch: int = 1,
+    floor: ShapeFloor = ShapeFloor(),
 ) -> list[Decoded]:
     """`generate_ids` that also keeps the top-`logprob_k` log-probabilities of every step (see `Decoded`).
 
     Tokens in `suppress_ids` are never chosen: their logits are -inf at every step, so the kept
-    log-probabilities are the model's distribution renormalised over the other tokens.
+    log-probabilities are the model's distribution renormalised over the other tokens. The call's layout is
+    at least `floor` (rows past the prompts idle).
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("the sampler needs at least one prompt and no empty prompt")
@@ -246,9 +278,7 @@ def generate_with_logprobs(
     width = bucket(len(suppress_ids), minimum=8) if suppress_ids else 0
     suppress = np.full((width,), np.iinfo(np.int32).max, np.int32)
     suppress[: len(suppress_ids)] = sorted(suppress_ids)
-    rows = max(len(prompts), min_batch)
-    batch = bucket(rows, minimum=1) if rows <= 8 else prompt_bucket(rows, step=8)
-    plan = plan_prefill(prompts, prefix, batch, pad_id)
+    plan = plan_prefill(prompts, prefix, batch_rows(max(len(prompts), floor.rows)), pad_id, floor)
     graphdef, state = nnx.split(module)
     arrays = (plan.prefix, plan.tokens, plan.positions, plan.source, plan.cell_positions, plan.segments, plan.last)
     out, lengths, top_values, top_ids = _decode(
@@ -289,18 +319,16 @@ def generate_ids(
     pad_id: int,
     line_break_ids: Sequence[int] = (),
     prefix: Sequence[int] = (),
-    min_batch: int = 1,
+    floor: ShapeFloor = ShapeFloor(),
 ) -> list[list[int]]:
     """Decode continuations of token-id prompts; each result stops before its first stop token.
 
     With `params.max_lines`, a row also stops after that many tokens from `line_break_ids`. A `prefix` shared by
     every prompt (which then holds only its own continuation of it) is computed once for the whole batch, and
-    so are any opening the prompts share and prompts that repeat (see `plan_prefill`). The batch has at least
-    `min_batch` rows (the extra ones idle), so a call with fewer prompts whose prompts pack to the same sizes
-    (e.g. the teacher's questions after a fixed prefix) reuses the full batch's compilation.
+    so are any opening the prompts share and prompts that repeat (see `plan_prefill`). The layout is at least
+    `floor` (the extra rows idle), so calls given the floor of their largest batch compile once.
     """
-    decoded = generate_with_logprobs(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix,
-                                     min_batch=min_batch)
+    decoded = generate_with_logprobs(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, floor=floor)
     return [d.ids for d in decoded]
 
 
@@ -314,6 +342,10 @@ def line_break_token_ids(tokenizer: Any) -> tuple[int, ...]:
     return _line_break_ids(tokenizer)
 
 
+def _encode_all(tokenizer: Any, texts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
+    return [tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts]
+
+
 def generate_texts(
     module: Transformer,
     tokenizer: Any,
@@ -321,15 +353,17 @@ def generate_texts(
     params: SamplingParams,
     stop_ids: Sequence[int],
     prefix: str = "",
-    min_batch: int = 1,
+    floor_prompts: Sequence[str] = (),
 ) -> list[str]:
-    """Decode continuations of `prefix + prompt` for each text prompt and return the decoded new text (a batch
-    of at least `min_batch` rows, see `generate_ids`)."""
+    """Decode continuations of `prefix + prompt` for each text prompt and return the decoded new text, in a
+    layout that also holds `floor_prompts` (see `floor_for`: calls given the same ones compile once)."""
     prefix_ids = tokenizer(prefix)["input_ids"] if prefix else []
-    encoded = [tokenizer(p, add_special_tokens=not prefix)["input_ids"] for p in prompts]
+    encode = functools.partial(_encode_all, tokenizer, add_special_tokens=not prefix)
+    encoded = encode(prompts)
+    floor = floor_for(encode(floor_prompts), prefix_ids) if floor_prompts else ShapeFloor()
     pad = pad_token_id(tokenizer, stop_ids)
     lines = line_break_token_ids(tokenizer) if params.max_lines else ()
-    ids = generate_ids(module, encoded, params, stop_ids, pad, lines, prefix_ids, min_batch=min_batch)
+    ids = generate_ids(module, encoded, params, stop_ids, pad, lines, prefix_ids, floor=floor)
     return [tokenizer.decode(x, skip_special_tokens=True) for x in ids]
 
 
@@ -344,9 +378,10 @@ def module_completer(module: Transformer, tokenizer: Any, stop_ids: Sequence[int
         seed: int,
         max_lines: int = 0,
         prefix: str = "",
+        floor_prompts: Sequence[str] = (),
     ) -> list[str]:
         params = SamplingParams(max_new_tokens, temperature, top_p, seed, max_lines)
-        return generate_texts(module, tokenizer, prompts, params, stop_ids, prefix)
+        return generate_texts(module, tokenizer, prompts, params, stop_ids, prefix, floor_prompts)
 
     return complete
 

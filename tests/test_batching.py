@@ -11,7 +11,16 @@ from flax import nnx
 from tiny_models import VOCAB
 from train_helpers import lora_model
 
-from lift_jax.batching import WIDE_ROWS, Example, length_buckets, make_batch, place
+from lift_jax.batching import (
+    REUSE_TIMES,
+    WIDE_ROWS,
+    BatchShape,
+    Example,
+    length_buckets,
+    make_batch,
+    place,
+    reuse_shape,
+)
 from lift_jax.train import LoRATrainer, OptimizerConfig
 
 BUCKETS = length_buckets(64, 16)
@@ -151,3 +160,19 @@ def test_packed_rows_are_bucketed_and_respect_the_row_multiple():
     assert place(examples[:1], 8, 1, BUCKETS).shape.as_list() == [8, 16, 16, 1]  # unpacked: rows stay rows
     with pytest.raises(ValueError, match="9 examples do not fit 1 micro-batches of 8 rows"):
         place(examples + examples[:1], 8, 1, BUCKETS)
+
+
+def test_reuse_shape_takes_the_cheapest_compiled_shape_that_holds_the_batch():
+    shape = BatchShape(accum=1, rows=4, width=128, slots=32, k=1)
+    compiled = [
+        BatchShape(1, 4, 256, 128, 1),  # holds it at twice the cells, more head slots
+        BatchShape(1, 8, 128, 32, 1),  # holds it at twice the cells: the cheapest
+        BatchShape(1, 4, 128, 32, 20),  # another K: another step
+        BatchShape(1, 4, 128, 16, 1),  # too few loss slots
+        BatchShape(2, 4, 128, 32, 1),  # another number of micro-batches
+        BatchShape(1, 8, 512, 64, 1),  # 8x the cells: compiling is cheaper than a few steps on it
+    ]
+    assert reuse_shape(shape, compiled) == BatchShape(1, 8, 128, 32, 1)
+    assert reuse_shape(shape, compiled, borrowed=REUSE_TIMES - 1) == BatchShape(1, 8, 128, 32, 1)
+    assert reuse_shape(shape, compiled, borrowed=REUSE_TIMES) == shape  # recurring: it gets its own
+    assert reuse_shape(shape, compiled[2:]) == shape

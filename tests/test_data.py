@@ -60,7 +60,10 @@ def test_packed_epochs_hold_the_same_examples_in_fewer_rows():
     buffer.close()
     plain = [(b, s) for b, s in _stream(buffer)]
     packed = [(b, s) for b, s in _stream(buffer, pack=True)]
-    assert [s for _, s in packed] == [s for _, s in plain]  # same steps, same checkpoint states
+    def place(state: dict) -> tuple[int, int]:
+        return state["epoch"], state["position"]
+
+    assert [place(s) for _, s in packed] == [place(s) for _, s in plain]  # same steps, same data positions
     for (p, _), (u, _) in zip(packed, plain, strict=True):
         assert sorted(_firsts(p)) == sorted(_firsts(u))
         assert p["slot_mask"].sum() == u["slot_mask"].sum()
@@ -107,3 +110,35 @@ def test_a_producer_error_reaches_the_trainer():
     buffer.close(error=ConnectionError("server at 127.0.0.1:9 refused"))
     with pytest.raises(RuntimeError, match="QA generator failed: server at 127.0.0.1:9 refused"):
         list(_stream(buffer))
+
+
+def _encode_length(item: TrainItem) -> tuple[list[int], list[int]]:
+    n = int(item.answer)
+    return list(range(5, 5 + n)), [0] + [1] * (n - 1)
+
+
+def test_a_new_batch_shape_borrows_a_compiled_one_twice_then_compiles_and_resume_does_the_same():
+    lengths = [7] * 4 + [5] * 12 + [3]
+    buffer = ItemBuffer([TrainItem(answer=str(n)) for n in lengths])
+    buffer.close()
+
+    def stream() -> BatchStream:
+        return BatchStream(buffer, _encode_length, epochs=1, rows=2, accum=2, buckets=(4, 8), pad_id=0, seed=7,
+                           pack=True)
+
+    run = [(b, s) for b, s in stream()]
+    shapes = [b["inputs"].shape for b, _ in run]
+    # four 5-token examples pack into 2 x 1 x 8: twice they take the first batch's 2 x 2 x 8 (no compilation),
+    # the third time their own shape; the 3-token example (2 x 1 x 4) then takes 2 x 1 x 8
+    assert shapes == [(2, 2, 8), (2, 2, 8), (2, 2, 8), (2, 1, 8), (2, 1, 8)]
+    assert [float(b["slot_mask"].sum()) for b, _ in run] == [24.0, 16.0, 16.0, 16.0, 2.0]  # every answer token
+    last = run[-1][1]
+    assert [s[:3] for s in last["shapes"]] == [[2, 2, 8], [2, 1, 8]]  # [accum, rows, width, slots, k]
+    assert [(s[:3], s[-1]) for s in last["borrowed"]] == [([2, 1, 8], 2), ([2, 1, 4], 1)]
+    for cut in range(len(run)):
+        resumed = stream()
+        resumed.restore(run[cut][1])
+        assert [b["inputs"].shape for b, _ in resumed] == shapes[cut + 1 :]
+    fresh = stream()
+    fresh.restore({k: v for k, v in run[1][1].items() if k in ("epoch", "position")})  # an older checkpoint
+    assert next(iter(fresh))[0]["inputs"].shape == (2, 1, 8)

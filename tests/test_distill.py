@@ -25,6 +25,7 @@ from lift_jax.distill.teacher import Teacher, document_windows, word_token_ids
 from lift_jax.lora import frozen_base, lora_modules
 from lift_jax.models import load
 from lift_jax.prompting import PromptFormat, encode_prompt
+from lift_jax.sampling import ShapeFloor
 from lift_jax.special_tokens import stop_token_ids
 from lift_jax.synth.split import split_sentences
 from lift_jax.train import LoRATrainer, OptimizerConfig
@@ -173,10 +174,10 @@ def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, t
     real = teacher_module.generate_with_logprobs
 
     def spy(module, prompts, params, stop_ids, pad_id, line_break_ids=(), prefix=(), logprob_k=0, suppress_ids=(),
-            min_batch=1):
+            floor=ShapeFloor()):  # noqa: B008 - the sampler's own default
         seen.extend(list(prefix) + list(p) for p in prompts)
         return real(module, prompts, params, stop_ids, pad_id, line_break_ids, prefix, logprob_k, suppress_ids,
-                    min_batch)
+                    floor)
 
     monkeypatch.setattr(teacher_module, "generate_with_logprobs", spy)
     cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")

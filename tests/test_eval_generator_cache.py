@@ -13,7 +13,7 @@ from lift_jax.synth.generators import clear_local_completers, make_generator
 from lift_jax.synth.pipeline import generate_document
 
 
-def fake_completer(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix=""):
+def fake_completer(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix="", floor_prompts=()):
     return [" What is named here?\nAnswer: the words of this sentence\n" for _ in prompts]
 
 

@@ -274,17 +274,37 @@ def test_cached_attention_with_shared_keys_equals_per_row_copies(softcap):
     assert np.abs(np.asarray(got)).max() > 0.1
 
 
-def test_a_small_call_with_min_batch_reuses_the_full_batch_and_decodes_the_same(tiny_checkpoints):
+def test_calls_within_one_floor_compile_once_and_decode_as_without_it(tiny_checkpoints):
     from lift_jax import sampling
 
     module = load(tiny_checkpoints["llama3"]).module
     rng = np.random.RandomState(3)
-    prompts = [rng.randint(6, VOCAB, 3).tolist() for _ in range(16)]
+    prompts = [rng.randint(6, VOCAB, int(rng.randint(2, 40))).tolist() for _ in range(16)]
     params = SamplingParams(max_new_tokens=6)
-    full = generate_ids(module, prompts, params, stop_ids=[], pad_id=0)
+    floor = sampling.floor_for(prompts)
+    assert (floor.rows, floor.width) == (16, 64) and floor.stream >= sum(map(len, prompts))
+    full = generate_ids(module, prompts, params, stop_ids=[], pad_id=0, floor=floor)
     compiled = sampling._decode._cache_size()
-    few = generate_ids(module, prompts[:3], params, stop_ids=[], pad_id=0, min_batch=16)
-    assert few == full[:3]
-    assert sampling._decode._cache_size() == compiled  # the 16-row compilation, no new one
-    generate_ids(module, prompts[:3], params, stop_ids=[], pad_id=0)
-    assert sampling._decode._cache_size() == compiled + 1  # without min_batch: a 4-row batch of its own
+    for part in (prompts[:3], prompts[5:13], sorted(prompts, key=len)[:1]):
+        assert generate_ids(module, part, params, stop_ids=[], pad_id=0, floor=floor) == [
+            full[prompts.index(p)] for p in part
+        ]
+        assert generate_ids(module, part, params, stop_ids=[], pad_id=0) == [full[prompts.index(p)] for p in part]
+    # the three floored calls reused the full call's compilation; the unfloored ones compiled their own shapes
+    assert sampling._decode._cache_size() == compiled + 3
+
+
+def test_a_dense_floor_makes_the_shape_follow_the_widest_row_alone(tiny_checkpoints):
+    from lift_jax import sampling
+
+    module = load(tiny_checkpoints["llama3"]).module
+    rng = np.random.RandomState(4)
+    prefix = rng.randint(6, VOCAB, 40).tolist()
+    params = SamplingParams(max_new_tokens=4)
+    floor = sampling.ShapeFloor(rows=4, dense=True)
+    calls = [[rng.randint(6, VOCAB, n).tolist() for n in lengths] for lengths in ([10, 60, 25, 7], [5, 50], [63])]
+    before = sampling._decode._cache_size()
+    for prompts in calls:  # 102, 55 and 63 tokens: packed, three stream sizes; dense, one
+        got = generate_ids(module, prompts, params, stop_ids=[], pad_id=0, prefix=prefix, floor=floor)
+        assert got == generate_ids(module, prompts, params, stop_ids=[], pad_id=0, prefix=prefix)
+    assert sampling._decode._cache_size() == before + 1 + 3  # one dense shape, three unfloored ones

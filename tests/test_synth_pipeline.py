@@ -165,10 +165,12 @@ def test_the_consumer_can_stop_early_and_resume(tmp_path: Path) -> None:
 
 
 def fake_completer(calls: list):
-    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix=""):
+    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix="", floor_prompts=()):
         calls.append(
             {
                 "rows": len(prompts),
+                "prompts": list(prompts),
+                "floor": tuple(floor_prompts),
                 "prefix": prefix,
                 "max_lines": max_lines,
                 "seed": seed,
@@ -212,6 +214,11 @@ def test_local_generator_batches_sentences_and_filters_pairs(tmp_path: Path) -> 
     }
     assert [c["rows"] for c in calls[:3]] == [12, 12, 6]  # 10 sentences x 3 samples in batches of 4 sentences
     assert calls[3]["rows"] == 3  # the retry of the sentence without a usable pair
+    # every call is laid out for the largest batch: the 4 longest prompts, 3 samples each (one compilation)
+    floor = calls[0]["floor"]
+    assert all(c["floor"] == floor for c in calls) and len(floor) == 12 and len(set(floor)) == 4
+    others = {p for c in calls for p in c["prompts"]} - set(floor)
+    assert len(others) == 6 and min(map(len, floor)) >= max(map(len, others))
     assert all(c["prefix"].startswith("Write questions about the text") for c in calls)
     assert {c["max_lines"] for c in calls} == {4}  # 2 lines per pair, ceil(5 / 3) pairs per sample
     assert len({c["seed"] for c in calls}) == 4
@@ -329,7 +336,7 @@ def test_a_repeated_sentence_is_generated_and_yielded_once_on_every_run(tmp_path
 def test_questions_only_prompt_keeps_every_question_without_answers_and_caches_them(tmp_path: Path) -> None:
     calls: list = []
 
-    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix=""):
+    def complete(prompts, max_new_tokens, temperature, top_p, seed, max_lines=0, prefix="", floor_prompts=()):
         calls.append({"prefix": prefix, "max_lines": max_lines})
         return [" Where does basalt lie?\nQuestion: How far north?\n\nText: invented next example\nQuestion: x?"
                 for _ in prompts]

@@ -19,9 +19,11 @@ from lift_jax.models.weight_files import CheckpointError
 from lift_jax.train import LoRATrainer
 
 
-def _data_states(state: dict[str, int]) -> list[dict[str, int]]:
-    """Every process's data-iterator state, in process order (collective)."""
-    return [{"epoch": int(e), "position": int(p)} for e, p in all_processes([state["epoch"], state["position"]])]
+def _data_states(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every process's data-iterator state, in process order (collective; the batch shapes are global)."""
+    positions = all_processes([state["epoch"], state["position"]])
+    shapes = {"shapes": state["shapes"], "borrowed": state["borrowed"]}
+    return [{"epoch": int(e), "position": int(p), **shapes} for e, p in positions]
 
 
 def own_data_state(states: list[dict[str, Any]] | dict[str, Any], step: int | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 from lift_jax.distill.cache import TeacherAnswer
 from lift_jax.models.transformer import Transformer
 from lift_jax.prompting import PromptFormat, encode_prompt
-from lift_jax.sampling import Decoded, SamplingParams, generate_with_logprobs
+from lift_jax.sampling import Decoded, SamplingParams, ShapeFloor, generate_with_logprobs
 from lift_jax.synth.split import Sentence
 
 PREFIX_BLOCK = 128  # shared openings are cut to whole blocks: few distinct shapes to compile
@@ -106,7 +106,8 @@ class Teacher:
         prefix, rests = prompts[0][:n], [p[n:] for p in prompts]
         params = SamplingParams(max_new_tokens=self.max_answer_tokens)
         decoded = generate_with_logprobs(self.module, rests, params, self.stop_ids, self.pad_id, prefix=prefix,
-                                         logprob_k=self.top_k, suppress_ids=self.suppress_ids, min_batch=self.batch)
+                                         logprob_k=self.top_k, suppress_ids=self.suppress_ids,
+                                         floor=ShapeFloor(rows=self.batch, dense=True))
         return [self._teacher_answer(d) for d in decoded]
 
     def _teacher_answer(self, decoded: Decoded) -> TeacherAnswer:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import ml_collections
@@ -83,10 +83,13 @@ class GeneratorSampling:
 
 
 class Generator(Protocol):
-    """What the pipeline drives: `start()` once (may raise GeneratorUnavailable), `generate()` per task."""
+    """What the pipeline drives: `expect()` and `start()` once (start may raise GeneratorUnavailable),
+    `generate()` per task."""
 
     template: PromptTemplate
     sampling: GeneratorSampling
+
+    def expect(self, tasks: Sequence[SentenceTask]) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -99,7 +102,8 @@ class Generator(Protocol):
 
 class LocalCompleter(Protocol):
     """lift_jax's batched sampler: continuations of `prefix + prompt` for each prompt (the shared `prefix` is
-    computed once), a row stopping after `max_lines` line breaks (0: no limit)."""
+    computed once), a row stopping after `max_lines` line breaks (0: no limit), in a layout that also holds
+    `floor_prompts` (calls given the same ones compile once)."""
 
     def __call__(
         self,
@@ -110,6 +114,7 @@ class LocalCompleter(Protocol):
         seed: int,
         max_lines: int = 0,
         prefix: str = "",
+        floor_prompts: Sequence[str] = (),
     ) -> list[str]: ...
 
 
@@ -119,6 +124,9 @@ class OpenAIGenerator:
     def __init__(self, settings: ClientSettings, template: PromptTemplate, sampling: GeneratorSampling, seed: int = 0):
         self.settings, self.template, self.sampling, self._seed = settings, template, sampling, seed
         self._client: OpenAIClient | None = None
+
+    def expect(self, tasks: Sequence[SentenceTask]) -> None:
+        """Nothing to prepare: the server batches requests itself."""
 
     async def start(self) -> None:
         """Open the client in the running loop and check that the server answers."""
@@ -229,7 +237,19 @@ class LocalGenerator:
         seed: int = 0,
     ):
         self.template, self.sampling, self._complete, self._seed = template, sampling, complete, seed
+        self._batch_size = max(1, batch_size)
         self._batcher: _Batcher[tuple[SentenceTask, int], Generation] = _Batcher(self._run, batch_size)
+        self._floor_prompts: list[str] = []
+
+    def expect(self, tasks: Sequence[SentenceTask]) -> None:
+        """Lay every call out for the largest batch of `tasks` (their longest prompts, by characters), so the
+        sampler compiles once for the whole document instead of once per new batch shape."""
+        longest = sorted(dict.fromkeys(self._prompt(task) for task in tasks), key=len, reverse=True)
+        k = self.sampling.samples_for(self.template)
+        self._floor_prompts = [p for p in longest[: self._batch_size] for _ in range(k)]
+
+    def _prompt(self, task: SentenceTask) -> str:
+        return self.template.text(task, self.sampling.m)[len(self.template.shared_prefix()) :]
 
     async def start(self) -> None:
         """Nothing to check: the model is loaded."""
@@ -241,8 +261,7 @@ class LocalGenerator:
     def _run(self, items: list[tuple[SentenceTask, int]]) -> list[Generation]:
         s, t = self.sampling, self.template
         k = s.samples_for(t)
-        prefix = t.shared_prefix()
-        prompts = [t.text(task, s.m)[len(prefix) :] for task, _ in items for _ in range(k)]
+        prompts = [self._prompt(task) for task, _ in items for _ in range(k)]
         texts = self._complete(
             prompts,
             s.max_tokens_for(t),
@@ -250,7 +269,8 @@ class LocalGenerator:
             s.top_p,
             _batch_seed(self._seed, items),
             max_lines=s.lines_per_sample(t),
-            prefix=prefix,
+            prefix=t.shared_prefix(),
+            floor_prompts=self._floor_prompts,
         )
         return [Generation(texts[i * k : (i + 1) * k]) for i in range(len(items))]
 
@@ -287,6 +307,9 @@ class VLLMGenerator:
         self._vllm: Any = None
         self._llm: Any = None
         self._batcher: _Batcher[tuple[SentenceTask, int], Generation] = _Batcher(self._run, batch_size)
+
+    def expect(self, tasks: Sequence[SentenceTask]) -> None:
+        """Nothing to prepare: the engine schedules its own batches."""
 
     async def start(self) -> None:
         """Import vllm and build the engine (in a thread: it loads the model)."""

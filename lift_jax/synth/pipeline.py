@@ -167,6 +167,7 @@ class _Worker(threading.Thread):
         if gen is None:
             gen = await asyncio.to_thread(make_generator, self.cfg, self.dtype, self.seed)
         try:
+            gen.expect([planned.task for planned in self.todo])
             await gen.start()
             self.cache.open_writer()
             s = self.summary
