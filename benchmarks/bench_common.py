@@ -115,10 +115,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """The git commit this checkout is at, with `+changes` when its code (not its benchmark results) differs
-    from it; '' outside a git checkout."""
+    """The git commit this checkout is at, with `+changes` when its code (the package, benchmarks, scripts,
+    configs; not results or docs) differs from it; '' outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
-    code = ["--", ".", ":(exclude)benchmarks/results", ":(exclude)docs"]
+    code = ["--", "lift_jax", "benchmarks", ":(exclude)benchmarks/results", "scripts", "configs", "pyproject.toml"]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
         changed = subprocess.run(["git", "diff", "--quiet", "HEAD", *code], cwd=root, capture_output=True)
