@@ -342,8 +342,16 @@ def line_break_token_ids(tokenizer: Any) -> tuple[int, ...]:
     return _line_break_ids(tokenizer)
 
 
-def _encode_all(tokenizer: Any, texts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
+def _encode(tokenizer: Any, texts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts]
+
+
+@functools.lru_cache(maxsize=8)
+def _text_floor(tokenizer: Any, floor_prompts: tuple[str, ...], prefix: str) -> ShapeFloor:
+    """`floor_for` over text prompts, computed once per (tokenizer, prompts, prefix): a generator passes the
+    same floor prompts with every call of a document."""
+    prefix_ids = tokenizer(prefix)["input_ids"] if prefix else []
+    return floor_for(_encode(tokenizer, floor_prompts, not prefix), prefix_ids)
 
 
 def generate_texts(
@@ -358,9 +366,8 @@ def generate_texts(
     """Decode continuations of `prefix + prompt` for each text prompt and return the decoded new text, in a
     layout that also holds `floor_prompts` (see `floor_for`: calls given the same ones compile once)."""
     prefix_ids = tokenizer(prefix)["input_ids"] if prefix else []
-    encode = functools.partial(_encode_all, tokenizer, add_special_tokens=not prefix)
-    encoded = encode(prompts)
-    floor = floor_for(encode(floor_prompts), prefix_ids) if floor_prompts else ShapeFloor()
+    encoded = _encode(tokenizer, prompts, not prefix)
+    floor = _text_floor(tokenizer, tuple(floor_prompts), prefix) if floor_prompts else ShapeFloor()
     pad = pad_token_id(tokenizer, stop_ids)
     lines = line_break_token_ids(tokenizer) if params.max_lines else ()
     ids = generate_ids(module, encoded, params, stop_ids, pad, lines, prefix_ids, floor=floor)
