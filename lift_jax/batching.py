@@ -129,6 +129,39 @@ def _pack(lengths: dict[int, int], width: int) -> list[list[int]]:
     return [sorted(r) for r in rows]
 
 
+def pack_into(
+    examples: Sequence[Example | tuple | None], shape: BatchShape, groups: Sequence[Sequence[int]] | None = None
+) -> Placement | None:
+    """`examples` laid out in a given (compiled) `shape`, or None when they do not fit it: first-fit
+    decreasing into its accum x rows rows of `shape.width` tokens holding at most `shape.slots` loss positions
+    each, of single examples or, with `groups` (e.g. the rows of another placement), of those groups kept
+    end to end. A batch whose own cheapest layout is a new shape often fits a compiled one of no more token
+    cells (4 rows of 128 tokens are 2 rows of 256 end to end), with the same loss: no compilation for nothing."""
+    present = {i: as_example(e) for i, e in enumerate(examples) if e is not None}
+    if shape.slots == shape.width or max((_k(e) for e in present.values()), default=1) > shape.k:
+        return None  # a full head, or more soft targets than the step takes
+    if any(_inputs_len(e) > shape.width for e in present.values()):
+        return None  # rows this narrow would cut an example
+    units = [list(g) for g in groups if g] if groups is not None else [[i] for i in present]
+    lengths = [sum(_inputs_len(present[i]) for i in u) for u in units]
+    losses = [sum(_loss_positions(present[i], shape.width) for i in u) for u in units]
+    rows: list[list[int]] = []
+    room: list[tuple[int, int]] = []
+    for u in sorted(range(len(units)), key=lambda u: (-lengths[u], -losses[u], u)):
+        row = next((r for r, (free, slots) in enumerate(room) if free >= lengths[u] and slots >= losses[u]), None)
+        if row is None:
+            if len(rows) == shape.accum * shape.rows or lengths[u] > shape.width or losses[u] > shape.slots:
+                return None
+            rows.append([]), room.append((shape.width, shape.slots))
+            row = len(rows) - 1
+        rows[row].extend(units[u])
+        room[row] = (room[row][0] - lengths[u], room[row][1] - losses[u])
+    packed = [sorted(r) for r in rows]
+    layout = [[packed[j] for j in range(a, len(packed), shape.accum)] for a in range(shape.accum)]
+    layout = [micro + [[] for _ in range(shape.rows - len(micro))] for micro in layout]
+    return Placement(layout, shape)
+
+
 def _row_buckets(max_rows: int, multiple: int) -> list[int]:
     """Allowed rows per micro-batch: `multiple` times powers of two, capped at `max_rows` (rounded up)."""
     top = -(-max_rows // multiple) * multiple

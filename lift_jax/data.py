@@ -24,7 +24,16 @@ import grain
 import jax
 import numpy as np
 
-from lift_jax.batching import BatchShape, Example, Placement, batch_width, build_batch, place, reuse_shape
+from lift_jax.batching import (
+    BatchShape,
+    Example,
+    Placement,
+    batch_width,
+    build_batch,
+    pack_into,
+    place,
+    reuse_shape,
+)
 from lift_jax.distributed import all_processes, all_processes_json
 from lift_jax.errors import LiftError
 
@@ -244,9 +253,32 @@ class BatchStream:
             width = int(all_processes([max(placed(None).shape.width, longest)])[:, 0].max())
         placement = placed(width)
         own = placement.shape.merged(all_processes(placement.shape.as_list()))
+        if self.pack and own not in self.shapes:
+            repacked = self._repacked(examples, placement, own, longest)
+            if repacked is not None:
+                return build_batch(examples, repacked, self.pad_id)
         shape = reuse_shape(own, self.shapes, self.borrowed.get(own, 0))
         if shape != own:
             self.borrowed[own] = self.borrowed.get(own, 0) + 1
         elif shape not in self.shapes:
             self.shapes.append(shape)
         return build_batch(examples, placement, self.pad_id, shape)
+
+    def _repacked(
+        self, examples: list[Example | None], placement: Placement, own: BatchShape, longest: int
+    ) -> Placement | None:
+        """The batch packed into a compiled shape of no more token cells than its own new one, if every process's
+        examples fit one (collective; the cheapest such shape); None otherwise. Free: no padding is added, so
+        unlike borrowing it is not counted against the shape."""
+        cells = own.accum * own.rows * own.width
+        candidates = sorted(
+            (c for c in self.shapes
+             if (c.accum, c.k) == (own.accum, own.k) and c.width >= longest and c.accum * c.rows * c.width <= cells),
+            key=lambda c: (c.rows * c.width, c.rows * c.slots, -c.width),
+        )
+        if not candidates:
+            return None
+        rows = [row for micro in placement.rows for row in micro]
+        placements = [pack_into(examples, c) or pack_into(examples, c, rows) for c in candidates]
+        fits = all_processes([p is not None for p in placements]).all(axis=0)
+        return next((p for p, ok in zip(placements, fits, strict=True) if ok), None)

@@ -16,8 +16,10 @@ from lift_jax.batching import (
     WIDE_ROWS,
     BatchShape,
     Example,
+    build_batch,
     length_buckets,
     make_batch,
+    pack_into,
     place,
     reuse_shape,
 )
@@ -103,12 +105,26 @@ LAYOUTS = {
 }
 
 
+def _layout_batch(name: str, examples: list) -> dict[str, np.ndarray]:
+    """The batch of `examples` in layout `name`: one of LAYOUTS, or `repacked_wider`, the packed rows put
+    end to end into a shape of half the rows, twice the width and twice the loss slots (as a batch that fits
+    a compiled shape takes it)."""
+    if name != "repacked_wider":
+        return make_batch(examples, rows=4, accum=2, buckets=BUCKETS, pad_id=0, **LAYOUTS[name])
+    own = place(examples, 4, 2, BUCKETS, pack=True)
+    s = own.shape
+    wider = BatchShape(s.accum, max(s.rows // 2, 1), 2 * s.width, 2 * s.slots, s.k)
+    placement = pack_into(examples, wider) or pack_into(examples, wider, [r for micro in own.rows for r in micro])
+    assert placement is not None
+    return build_batch(examples, placement, pad_id=0)
+
+
 # Every layout on Llama 3; on the Gemma families (sliding windows crossing packed segments, soft-capped heads) the
 # training default, packed with the answer-only head, and the unpacked full head. Each layout is its own compile.
 @pytest.mark.parametrize(
     ("family", "layouts"),
     [
-        ("llama3", list(LAYOUTS)),
+        ("llama3", [*LAYOUTS, "repacked_wider"]),
         ("gemma2", ["unpacked_full_head", "packed_answer_only"]),
         ("gemma3", ["unpacked_full_head", "packed_answer_only"]),
     ],
@@ -120,8 +136,7 @@ def test_every_layout_gives_the_float64_reference_loss_and_gradients(tiny_checkp
     want_loss, want_grads = _reference(trainer, examples)
     scale = max(float(np.abs(g).max()) for g in want_grads)
     for name in layouts:
-        layout = LAYOUTS[name]
-        batch = make_batch(examples, rows=4, accum=2, buckets=BUCKETS, pad_id=0, **layout)
+        batch = _layout_batch(name, examples)
         loss, grads = trainer.gradients(batch)
         assert abs(float(loss) - want_loss) <= 1e-5 * max(1.0, abs(want_loss)), name
         for got, want in zip(jax.tree.leaves(grads), want_grads, strict=True):
@@ -160,6 +175,30 @@ def test_packed_rows_are_bucketed_and_respect_the_row_multiple():
     assert place(examples[:1], 8, 1, BUCKETS).shape.as_list() == [8, 16, 16, 1]  # unpacked: rows stay rows
     with pytest.raises(ValueError, match="9 examples do not fit 1 micro-batches of 8 rows"):
         place(examples + examples[:1], 8, 1, BUCKETS)
+
+
+def test_a_batch_packs_into_a_compiled_shape_of_as_many_cells_example_by_example_or_row_by_row():
+    # inputs of 24, 13, 8, 26, 19, 5, 5, 26 tokens with 5, 1, 5, 5, 1, 1, 1, 2 loss positions: first-fit
+    # decreasing needs 3 rows of 64 tokens (4 with the row bucket), so the batch's own layout is 4 rows of 32
+    inputs, losses = (24, 13, 8, 26, 19, 5, 5, 26), (5, 1, 5, 5, 1, 1, 1, 2)
+    examples = [([5] * (n + 1), [0] * (n + 1 - k) + [1] * k) for n, k in zip(inputs, losses, strict=True)]
+    own = place(examples, 8, 1, BUCKETS, pack=True)
+    assert own.shape == BatchShape(1, 4, 32, 16, 1)
+    compiled = BatchShape(1, 2, 64, 16, 1)
+    assert pack_into(examples, compiled) is None  # example by example it needs a third row
+    rows = [row for micro in own.rows for row in micro]
+    repacked = pack_into(examples, compiled, rows)  # ... but the 4 rows of 32 go end to end in 2 of 64
+    assert repacked is not None and repacked.shape == compiled
+    assert repacked.rows == [[[0, 1, 2, 4], [3, 5, 6, 7]]]
+    batch = build_batch(examples, repacked, pad_id=0)
+    assert batch["inputs"].shape == (1, 2, 64) and batch["slot_mask"].sum() == sum(losses)
+    assert pack_into(examples, BatchShape(1, 2, 64, 8, 1), rows) is None  # 21 loss positions, 2 x 8 slots
+    assert pack_into(examples, BatchShape(1, 8, 16, 8, 1)) is None  # rows of 16 would cut examples
+    assert pack_into(examples, BatchShape(1, 2, 64, 64, 1)) is None  # slots = width: the full-head step
+    ten = BatchShape(1, 1, 128, 32, 1)  # a longer row takes the examples one by one
+    assert pack_into(examples, ten).rows == [[list(range(8))]]
+    soft = [Example([5] * 9, [0] * 5 + [1] * 4, np.zeros((9, 3), np.int32), np.ones((9, 3), np.float32))]
+    assert pack_into(soft, ten) is None  # 3 soft targets per position: not the hard-target (K = 1) step
 
 
 def test_reuse_shape_takes_the_cheapest_compiled_shape_that_holds_the_batch():

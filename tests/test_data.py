@@ -117,6 +117,26 @@ def _encode_length(item: TrainItem) -> tuple[list[int], list[int]]:
     return list(range(5, 5 + n)), [0] + [1] * (n - 1)
 
 
+def _encode_prompted(item: TrainItem) -> tuple[list[int], list[int]]:
+    inputs, loss = (int(x) for x in item.answer.split(","))
+    return list(range(5, 6 + inputs)), [0] * (inputs + 1 - loss) + [1] * loss
+
+
+def test_a_batch_whose_own_layout_is_new_packs_into_a_compiled_shape_of_as_many_cells_instead():
+    first = ["14,2"] * 8  # 4 per row of 64 tokens: the compiled 1 x 2 x 64 with 16 loss slots
+    # first-fit decreasing needs 3 rows of 64 (4 with the bucket): the own layout is 4 rows of 32, which end to
+    # end are the compiled 2 rows of 64
+    second = ["24,5", "13,1", "8,5", "26,5", "19,1", "5,1", "5,1", "26,2"]
+    buffer = ItemBuffer([TrainItem(answer=a) for a in first + second])
+    buffer.close()
+    stream = BatchStream(buffer, _encode_prompted, epochs=1, rows=8, accum=1, buckets=(16, 32, 64), pad_id=0,
+                         seed=0, pack=True)
+    run = [(b, s) for b, s in stream]
+    assert [b["inputs"].shape for b, _ in run] == [(1, 2, 64), (1, 2, 64)]
+    assert [float(b["slot_mask"].sum()) for b, _ in run] == [16.0, 21.0]  # every answer token
+    assert run[-1][1]["shapes"] == [[1, 2, 64, 16, 1]] and run[-1][1]["borrowed"] == []
+
+
 def test_a_new_batch_shape_borrows_a_compiled_one_twice_then_compiles_and_resume_does_the_same():
     lengths = [7] * 4 + [5] * 12 + [3]
     buffer = ItemBuffer([TrainItem(answer=str(n)) for n in lengths])
