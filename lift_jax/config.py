@@ -146,6 +146,18 @@ def with_method_defaults(cfg: ml_collections.ConfigDict) -> ml_collections.Confi
     return cfg
 
 
+def with_absolute_model_path(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `cfg` whose `model_path`, when it is a relative path to a local file or folder, is absolute: a
+    run directory (its config.json, the adapter's `base_model_name_or_path`) must name its base model for
+    `lift_jax.ask`, the exporters and PEFT run from any working directory. `bundled:` names stay as given."""
+    path = Path(str(cfg.model_path)).expanduser()
+    if str(cfg.model_path).startswith("bundled:") or path.is_absolute() or not path.exists():
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.model_path = str(path.resolve())
+    return cfg
+
+
 def suppressed_words(cd: ml_collections.ConfigDict) -> list[str]:
     """The words of `cd.suppress_words` (comma-separated; empty entries ignored)."""
     return [w.strip() for w in cd.suppress_words.split(",") if w.strip()]

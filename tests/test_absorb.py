@@ -79,7 +79,7 @@ def test_kill_during_training_then_rerun_gives_the_uninterrupted_adapter(tiny_ch
     assert [resumed[s] for s in range(1, len(losses) + 1)] == losses
 
 
-def test_cosine_schedule_runs_from_the_cli_and_metrics_log_every_n_steps(tiny_checkpoints, tmp_path):
+def test_cosine_schedule_runs_from_the_cli_and_metrics_log_every_n_steps(tiny_checkpoints, tmp_path, monkeypatch):
     import math
 
     from fake_absorb import tiny_config
@@ -88,8 +88,10 @@ def test_cosine_schedule_runs_from_the_cli_and_metrics_log_every_n_steps(tiny_ch
 
     cfg = tiny_config(tiny_checkpoints["llama3"], tmp_path / "run")
     Path(cfg.document).write_text("Item one weighs four grams. " * 8)  # 224 one-byte tokens: 7 chunks of 32
+    model = Path(cfg.model_path).resolve()
+    monkeypatch.chdir(model.parent)  # the model given relative to the working directory, as users type it
     absorb_module.main([
-        f"--config.model_path={cfg.model_path}", f"--config.document={cfg.document}",
+        f"--config.model_path={model.name}", f"--config.document={cfg.document}",
         f"--config.output_dir={cfg.output_dir}", "--config.method=raw", "--config.raw_chunk_tokens=32",
         "--config.lora.rank=4", "--config.train.max_length=64", "--config.train.epochs=3",
         "--config.train.batch_size=4",
@@ -102,6 +104,10 @@ def test_cosine_schedule_runs_from_the_cli_and_metrics_log_every_n_steps(tiny_ch
     for m in metrics:
         assert m["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * (m["step"] - 1) / total)), rel=1e-5)
     assert json.loads((tmp_path / "run" / "timing.json").read_text())["steps"] == total
+    # the run names its base model absolutely: ask, the exporters and PEFT find it from any directory
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model_path"] == str(model)
+    adapter_config = json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(model)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from lift_jax.absorbing.training import resume, train
 from lift_jax.batching import length_buckets
 from lift_jax.checkpoint import TrainCheckpointer
 from lift_jax.cli import UsageError
-from lift_jax.config import GENERATING_METHODS, validate_method, with_method_defaults
+from lift_jax.config import GENERATING_METHODS, validate_method, with_absolute_model_path, with_method_defaults
 from lift_jax.data import BatchStream, ItemBuffer, TrainItem
 from lift_jax.distill.run import holdout_report, start_cd_producer, teacher_for
 from lift_jax.distill.targets import distill_example
@@ -132,7 +132,7 @@ def absorb_document(
     The base weights are reused as they are, so an evaluation loop absorbs many documents with one load; the
     adapter left in `loaded.module` is this document's (unmerged).
     """
-    cfg = with_method_defaults(cfg)
+    cfg = with_absolute_model_path(with_method_defaults(cfg))
     run = RunDir(Path(cfg.output_dir)).create()
     index = jax.process_index()
     if index == 0:
