@@ -6,6 +6,7 @@ import pytest
 
 from lift_jax.eval.metrics import (
     aggregate,
+    answer_tokens,
     by_category,
     contains_answer,
     exact_match,
@@ -46,6 +47,12 @@ def test_normalize_answer(text: str, normalized: str) -> None:
         ("the cat the cat sat", ["a cat sat on the mat"], 0.0, 4 / 7),
         ("", ["Denver"], 0.0, 0.0),
         ("Carolina Panthers", ["Denver Broncos"], 0.0, 0.0),
+        # Chinese and Japanese: one token per character, their punctuation dropped
+        ("北京。", ["北京"], 1.0, 1.0),
+        # 他 住 在 北 京 vs 北 京: 2 common; P = 2/5, R = 2/2 -> 4/7
+        ("他住在北京。", ["北京"], 0.0, 4 / 7),
+        # 東 京 タ ワ ー vs 東 京: the same 4/7 (kana are characters too)
+        ("東京タワー", ["東京"], 0.0, 4 / 7),
     ],
 )
 def test_squad_exact_match_and_f1(prediction: str, answers: list[str], em: float, f1: float) -> None:
@@ -90,7 +97,16 @@ def test_by_category_uses_the_paper_order() -> None:
         ("Santa Clara", ["Levi's Stadium", "Santa Clara, California", "Santa Clara"], 1.0),
         ("anything", ["the"], 0.0),  # a gold answer that normalises to nothing matches nothing
         ("x", [], 0.0),
+        ("他住在北京。", ["北京"], 1.0),  # no spaces between Chinese words: characters in a row
+        ("北方的京城", ["北京"], 0.0),
+        ("It is 北京, China", ["北京"], 1.0),
     ],
 )
 def test_contains_answer(prediction: str, answers: list[str], contained: float) -> None:
     assert contains_answer(prediction, answers) == contained
+
+
+def test_answer_tokens_split_chinese_and_japanese_characters_and_keep_squads_words_elsewhere() -> None:
+    assert answer_tokens("「北京」，The Capital！") == ["北", "京", "capital"]
+    assert answer_tokens("  The  U.S.A.!") == ["usa"]  # = normalize_answer(...).split()
+    assert answer_tokens("서울 특별시") == ["서울", "특별시"]  # Korean puts spaces between words: kept as words

@@ -22,6 +22,10 @@ LONGQA_CATEGORIES = (
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+# Kana, CJK ideographs (with extension A, compatibility ideographs and the supplementary planes' extensions).
+_CJK_CHARACTER = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f])")
+# CJK symbols and punctuation (。、「」...) and the fullwidth ASCII punctuation (，！？：...).
+_CJK_PUNCTUATION = re.compile("[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
 
 
 def normalize_answer(text: str) -> str:
@@ -30,13 +34,21 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+def answer_tokens(text: str) -> list[str]:
+    """The tokens answers are compared by: the normalised text's words, every Chinese or Japanese character a
+    token of its own and their punctuation dropped (the mixed segmentation of MLQA's evaluation: those scripts do
+    not put spaces between words). For other text, exactly the official SQuAD tokens."""
+    text = _CJK_PUNCTUATION.sub(" ", normalize_answer(text))
+    return _CJK_CHARACTER.sub(r" \1 ", text).split()
+
+
 def _exact(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
+    return float(answer_tokens(prediction) == answer_tokens(gold))
 
 
 def _f1(prediction: str, gold: str) -> float:
-    pred_tokens = normalize_answer(prediction).split()
-    gold_tokens = normalize_answer(gold).split()
+    pred_tokens = answer_tokens(prediction)
+    gold_tokens = answer_tokens(gold)
     common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
     if common == 0:
         return 0.0
@@ -46,7 +58,7 @@ def _f1(prediction: str, gold: str) -> float:
 
 
 def exact_match(prediction: str, answers: Sequence[str]) -> float:
-    """1.0 if the normalised prediction equals any normalised gold answer, else 0.0."""
+    """1.0 if the prediction's `answer_tokens` equal some gold answer's, else 0.0."""
     return max((_exact(prediction, gold) for gold in answers), default=0.0)
 
 
@@ -56,10 +68,11 @@ def f1_score(prediction: str, answers: Sequence[str]) -> float:
 
 
 def contains_answer(prediction: str, answers: Sequence[str]) -> float:
-    """1.0 if some normalised gold answer occurs in the normalised prediction as whole words, else 0.0."""
-    padded = f" {normalize_answer(prediction)} "
-    return max((float(bool(gold) and f" {gold} " in padded) for gold in map(normalize_answer, answers)),
-               default=0.0)
+    """1.0 if some gold answer's tokens occur in a row among the prediction's (`answer_tokens`: whole words;
+    single characters of Chinese and Japanese), else 0.0."""
+    padded = f" {' '.join(answer_tokens(prediction))} "
+    golds = (" ".join(answer_tokens(gold)) for gold in answers)
+    return max((float(bool(gold) and f" {gold} " in padded) for gold in golds), default=0.0)
 
 
 def keywords_found(prediction: str, keywords: Sequence[str] = NIAH_KEYWORDS) -> bool:
