@@ -21,8 +21,9 @@ import numpy as np
 
 MIN_SLOTS = 16  # the smallest bucket of loss slots per row
 WIDE_ROWS = 512  # of equally cheap packed layouts, the one with the widest rows up to this many tokens
-# A batch whose shape is new borrows an already compiled shape of up to REUSE_GROWTH times its token cells, but
-# only its first REUSE_TIMES times: a one-off shape (an epoch's partial last batch) never compiles, a recurring
+# A batch whose shape is new borrows an already compiled shape of up to REUSE_GROWTH times its token cells and
+# its head slots (rows x loss slots: with a large vocabulary the head costs as much as the layers), but only its
+# first REUSE_TIMES times: a one-off shape (an epoch's partial last batch) never compiles, a recurring
 # one compiles on its next occurrence instead of wasting cells at every step (rent, then buy).
 REUSE_GROWTH = 4.0
 REUSE_TIMES = 2
@@ -91,9 +92,9 @@ class BatchShape:
 
 def reuse_shape(shape: BatchShape, compiled: Sequence[BatchShape], borrowed: int = 0) -> BatchShape:
     """The cheapest of the `compiled` shapes that holds `shape` (the same micro-batches and K, no size smaller)
-    with at most REUSE_GROWTH times its token cells; `shape` itself when none does or when `shape` has already
-    borrowed REUSE_TIMES times. A step over some padding costs a fraction of compiling the step for one more
-    shape (on two CPU cores, seconds against 10-30 s), but only a few times."""
+    with at most REUSE_GROWTH times its token cells and head slots; `shape` itself when none does or when `shape`
+    has already borrowed REUSE_TIMES times. A step over some padding costs a fraction of compiling the step for
+    one more shape (on two CPU cores, seconds against 10-30 s), but only a few times."""
     if borrowed >= REUSE_TIMES or shape in compiled:
         return shape
     cells = shape.accum * shape.rows * shape.width
@@ -102,6 +103,7 @@ def reuse_shape(shape: BatchShape, compiled: Sequence[BatchShape], borrowed: int
         if (c.accum, c.k) == (shape.accum, shape.k)
         and c.rows >= shape.rows and c.width >= shape.width and c.slots >= shape.slots
         and c.accum * c.rows * c.width <= REUSE_GROWTH * cells
+        and c.rows * c.slots <= REUSE_GROWTH * shape.rows * shape.slots
     ]
     return min(fits, key=lambda c: (c.rows * c.width, c.rows * c.slots), default=shape)
 

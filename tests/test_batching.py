@@ -210,8 +210,11 @@ def test_reuse_shape_takes_the_cheapest_compiled_shape_that_holds_the_batch():
         BatchShape(1, 4, 128, 16, 1),  # too few loss slots
         BatchShape(2, 4, 128, 32, 1),  # another number of micro-batches
         BatchShape(1, 8, 512, 64, 1),  # 8x the cells: compiling is cheaper than a few steps on it
+        BatchShape(1, 4, 512, 512, 1),  # 4x the cells but 16x the head slots (a large vocabulary's cost)
     ]
     assert reuse_shape(shape, compiled) == BatchShape(1, 8, 128, 32, 1)
     assert reuse_shape(shape, compiled, borrowed=REUSE_TIMES - 1) == BatchShape(1, 8, 128, 32, 1)
     assert reuse_shape(shape, compiled, borrowed=REUSE_TIMES) == shape  # recurring: it gets its own
     assert reuse_shape(shape, compiled[2:]) == shape
+    assert reuse_shape(shape, compiled[-1:]) == shape
+    assert reuse_shape(shape, [BatchShape(1, 4, 512, 128, 1)]) == BatchShape(1, 4, 512, 128, 1)  # 4x and 4x
