@@ -116,19 +116,34 @@ class Placement:
     shape: BatchShape
 
 
+def _first_fit(
+    sizes: Sequence[tuple[int, int]], width: int, slots: int, max_rows: int | None = None
+) -> list[list[int]] | None:
+    """First-fit decreasing of units of (input tokens, loss positions) into rows of at most `width` tokens and
+    `slots` loss positions, at most `max_rows` rows: each row's unit indices (sorted), or None when they do not
+    fit."""
+    rows: list[list[int]] = []
+    room: list[tuple[int, int]] = []
+    for u in sorted(range(len(sizes)), key=lambda u: (-sizes[u][0], -sizes[u][1], u)):
+        n, loss = sizes[u]
+        row = next((r for r, (free, left) in enumerate(room) if free >= n and left >= loss), None)
+        if row is None:
+            if n > width or loss > slots or len(rows) == max_rows:
+                return None
+            rows.append([])
+            room.append((width, slots))
+            row = len(rows) - 1
+        rows[row].append(u)
+        room[row] = (room[row][0] - n, room[row][1] - loss)
+    return [sorted(r) for r in rows]
+
+
 def _pack(lengths: dict[int, int], width: int) -> list[list[int]]:
     """First-fit decreasing: example indices grouped into rows of at most `width` input tokens."""
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for i in sorted(lengths, key=lambda i: (-lengths[i], i)):
-        n = min(lengths[i], width)
-        row = next((r for r, free in enumerate(room) if free >= n), None)
-        if row is None:
-            rows.append([]), room.append(width)
-            row = len(rows) - 1
-        rows[row].append(i)
-        room[row] -= n
-    return [sorted(r) for r in rows]
+    ids = sorted(lengths, key=lambda i: (-lengths[i], i))  # longest first before clipping, as ties break by it
+    rows = _first_fit([(min(lengths[i], width), 0) for i in ids], width, 0)
+    assert rows is not None  # every length is clipped to the width and no row limit applies
+    return [sorted(ids[u] for u in row) for row in rows]
 
 
 def pack_into(
@@ -145,20 +160,14 @@ def pack_into(
     if any(_inputs_len(e) > shape.width for e in present.values()):
         return None  # rows this narrow would cut an example
     units = [list(g) for g in groups if g] if groups is not None else [[i] for i in present]
-    lengths = [sum(_inputs_len(present[i]) for i in u) for u in units]
-    losses = [sum(_loss_positions(present[i], shape.width) for i in u) for u in units]
-    rows: list[list[int]] = []
-    room: list[tuple[int, int]] = []
-    for u in sorted(range(len(units)), key=lambda u: (-lengths[u], -losses[u], u)):
-        row = next((r for r, (free, slots) in enumerate(room) if free >= lengths[u] and slots >= losses[u]), None)
-        if row is None:
-            if len(rows) == shape.accum * shape.rows or lengths[u] > shape.width or losses[u] > shape.slots:
-                return None
-            rows.append([]), room.append((shape.width, shape.slots))
-            row = len(rows) - 1
-        rows[row].extend(units[u])
-        room[row] = (room[row][0] - lengths[u], room[row][1] - losses[u])
-    packed = [sorted(r) for r in rows]
+    sizes = [
+        (sum(_inputs_len(present[i]) for i in u), sum(_loss_positions(present[i], shape.width) for i in u))
+        for u in units
+    ]
+    rows = _first_fit(sizes, shape.width, shape.slots, shape.accum * shape.rows)
+    if rows is None:
+        return None
+    packed = [sorted(i for u in row for i in units[u]) for row in rows]
     layout = [[packed[j] for j in range(a, len(packed), shape.accum)] for a in range(shape.accum)]
     layout = [micro + [[] for _ in range(shape.rows - len(micro))] for micro in layout]
     return Placement(layout, shape)
