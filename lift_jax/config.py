@@ -97,7 +97,7 @@ def cd_config() -> ml_collections.ConfigDict:
     cd.max_questions_per_sentence = 4  # after de-duplication and the content-word filter; the teacher's batch
     cd.duplicate_overlap = 0.8  # questions whose content words overlap this much (Jaccard) are one question
     # A sentence with content but no usable generated question gets one deterministic question:
-    # "what_about": "What does the document say about <its first content words>?"
+    # "what_about": "What does the text say about <its first content words>?"
     cd.fallback = "what_about"
     cd.fallback_always = False  # also ask the fallback question of sentences that kept generated ones
     # Fill-in-the-blank questions per sentence, beside the generated ones: the sentence with one of its first N
