@@ -110,6 +110,10 @@ def cd_config() -> ml_collections.ConfigDict:
     # Comma-separated words the teacher never writes (their single-token spellings are masked at every step;
     # the kept log-probs are renormalised over the rest): words pointing at the document the student lacks.
     cd.suppress_words = ""
+    # Drop the teacher answers with no content word beyond their question (echoes such as "The best thing to do
+    # in San Francisco?" and stubs such as "The answer to the question is:"): a student trained on them learns to
+    # echo (docs/results.md, "Lever: the teacher's window"). Off by default until a grid measures it.
+    cd.drop_echo = False
     return cd
 
 

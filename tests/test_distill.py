@@ -18,7 +18,13 @@ import lift_jax.synth.pipeline as pipeline
 from lift_jax.batching import Example, make_batch
 from lift_jax.config import base_config
 from lift_jax.distill.cache import TeacherAnswer, TeacherCache
-from lift_jax.distill.questions import cloze_questions, cloze_spans, fallback_question, select_questions
+from lift_jax.distill.questions import (
+    adds_nothing,
+    cloze_questions,
+    cloze_spans,
+    fallback_question,
+    select_questions,
+)
 from lift_jax.distill.stage import Distiller, is_held_out
 from lift_jax.distill.targets import distill_example, renormalised
 from lift_jax.distill.teacher import Teacher, document_windows, word_token_ids
@@ -102,6 +108,49 @@ def test_question_filter_drops_duplicates_and_off_topic_and_falls_back():
     assert fallback_question(sentence, "what_about") == want
     assert fallback_question("It was so.", "what_about") is None
     assert fallback_question(sentence, "none") is None
+
+
+def test_an_answer_adds_nothing_when_it_has_no_content_word_beyond_its_question():
+    assert adds_nothing("What is the best thing to do in San Francisco?", "The best thing to do in San Francisco?")
+    assert adds_nothing("How do you start a startup?", "The answer to this question is:")
+    assert adds_nothing("Where is it?", "")
+    assert not adds_nothing("Is randomness deterministic?", "Randomness is not deterministic.")
+    assert not adds_nothing("When was the lighthouse electrified?", "The lighthouse was electrified in 1958.")
+    assert not adds_nothing("What do you do in San Francisco?", "Eat a sandwich in Dolores Park.")
+
+
+def test_drop_echo_keeps_echoed_answers_out_of_training_and_the_held_out_share(tiny_checkpoints, tmp_path):
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
+    cfg.cd.fallback, cfg.cd.holdout = "none", 0.0
+    teacher = Teacher(loaded.module, tok, FMT, stop_token_ids(tok, loaded.spec.eos_token_ids), 0, cfg.cd.top_k,
+                      cfg.cd.max_answer_tokens, cfg.cd.teacher_prompt)
+    questions = ["How much does crate fjord weigh?", "What does crate fjord hold?"]
+    texts = ["Crate fjord weighs?", "Crate fjord holds nine tonnes of herring."]
+
+    def answers(window: str, asked: list[str]) -> list[TeacherAnswer]:
+        assert asked == questions
+        out = []
+        for text in texts:
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            top = np.zeros((len(ids), 2), np.int32)
+            out.append(TeacherAnswer(tuple(ids), top, top.astype(np.float32)))
+        return out
+
+    for drop, kept in ((True, [texts[1]]), (False, texts)):
+        cfg.cd.drop_echo = drop
+        distiller = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / f"tc{drop}").open_writer())
+        distiller.answers = answers
+        items = distiller(5, [(q, "x") for q in questions])
+        assert [item.answer for item in items] == kept
+        assert distiller.stats.echo_answers == (1 if drop else 0)
+        assert distiller.stats.questions == len(kept)
+        cfg.cd.holdout = 1.0  # everything held out: the echo is not among the held-out questions either
+        distiller(5, [(q, "x") for q in questions])
+        assert [h.teacher_answer for h in distiller.held_out] == kept
+        cfg.cd.holdout = 0.0
+        distiller.close()
 
 
 def test_cloze_spans_are_the_names_dates_and_numbers_and_each_question_blanks_one():

@@ -25,6 +25,22 @@ def _overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(len(a | b), 1)
 
 
+_ANSWER_WORDS = frozenset({"no", "not", "never", "yes"})  # an answer that only adds these still answers
+_FRAME_WORDS = frozenset({"answer", "answers", "question", "questions"})  # "The answer to the question is:"
+_SUFFIX = re.compile(r"(?:ing|ed|es|s)$")
+
+
+def _answer_stems(text: str) -> set[str]:
+    words = (content_words(text) - _FRAME_WORDS) | (set(WORD.findall(text.lower())) & _ANSWER_WORDS)
+    return {_SUFFIX.sub("", w) if len(w) > 4 else w for w in words}
+
+
+def adds_nothing(question: str, answer: str) -> bool:
+    """Whether `answer` has no content word (or yes/no/not/never) beyond `question`'s, compared without common
+    suffixes: an echo of the question ("The best thing to do in San Francisco?") or a stub ("The answer to the
+    question is:")."""
+    return _answer_stems(answer) <= _answer_stems(question)
+
 def select_questions(
     questions: Iterable[str], sentence: str, context: str, limit: int, duplicate_overlap: float
 ) -> list[str]:

@@ -2,8 +2,9 @@
 
 For each sentence the generator finishes (cached sentences first, in cache order), its questions are
 filtered (`questions.select_questions`, a fallback question when none survives), fill-in-the-blank questions are
-added when `cd.cloze_per_sentence` asks for them, a seeded share is held out,
-and the teacher answers them reading the sentence's window (from the teacher cache when it holds them).
+added when `cd.cloze_per_sentence` asks for them, the teacher answers them reading the sentence's window (from
+the teacher cache when it holds them), answers that add nothing to their question are dropped with
+`cd.drop_echo`, and a seeded share of the rest is held out.
 Training items carry their teacher targets; held-out questions never reach the buffer.
 """
 
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from lift_jax.data import TrainItem
 from lift_jax.distill.cache import TeacherAnswer, TeacherCache, teacher_key
-from lift_jax.distill.questions import cloze_questions, fallback_question, select_questions
+from lift_jax.distill.questions import adds_nothing, cloze_questions, fallback_question, select_questions
 from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.synth.split import preceding_context, split_sentences
 
@@ -54,6 +55,7 @@ class DistillStats:
     teacher_computed: int = 0
     teacher_cached: int = 0
     empty_answers: int = 0
+    echo_answers: int = 0
 
 
 class Distiller:
@@ -122,6 +124,9 @@ class Distiller:
             text = decode(list(answer.answer_ids), skip_special_tokens=True).strip()
             if not text:
                 self.stats.empty_answers += 1
+                continue
+            if self.cd.drop_echo and adds_nothing(question, text):
+                self.stats.echo_answers += 1
                 continue
             self.stats.questions += 1
             if is_held_out(question, self.seed, self.cd.holdout):

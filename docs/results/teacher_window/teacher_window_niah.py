@@ -1,6 +1,7 @@
 """Teacher-only check of the `lift+cd` teacher window on the NIAH grid's documents (lengths 1000, 2000, 3000 x
-depths 0-1, sample 0, as `scripts/run_results.sh` builds them): the frozen SmolLM2-135M reads the window of `budget` tokens around the needle sentence and answers
-questions about it; an answer is right when it has "sandwich" and "Dolores". No training involved.
+depths 0-1, sample 0, as `scripts/run_results.sh` builds them): the frozen SmolLM2-135M reads the window of
+`budget` tokens around the needle sentence and answers questions about it; an answer is right when it has
+"sandwich" and "Dolores". No training involved.
 
     python docs/results/teacher_window/teacher_window_niah.py 64,128,256,512 > docs/results/teacher_window/niah.log
 writes docs/results/teacher_window/niah.json (every answer) and prints a count per (question form, budget).
@@ -48,11 +49,14 @@ def main() -> None:
             window = document_windows(tok, doc, sents, budget)[i]
             teacher = Teacher(loaded.module, tok, fmt, stops, pad, 20, 40, TEMPLATE, batch=len(FORMS))
             questions = [f(sents[i].text) for f in FORMS.values()]
-            answers = [tok.decode(list(a.answer_ids), skip_special_tokens=True) for a in teacher.answer(window, questions)]
+            outputs = teacher.answer(window, questions)
+            answers = [tok.decode(list(a.answer_ids), skip_special_tokens=True) for a in outputs]
             for form, q, a in zip(FORMS, questions, answers, strict=True):
                 ok = "sandwich" in a.lower() and "dolores" in a.lower()
-                rows.append({"run": niah_doc.id, "budget": budget, "form": form, "question": q, "answer": a, "right": ok})
-                print(niah_doc.id, budget, form, "OK" if ok else "--", "|", q, "=>", a.replace("\n", " ")[:150], flush=True)
+                rows.append({"run": niah_doc.id, "budget": budget, "form": form, "question": q, "answer": a,
+                             "right": ok})
+                shown = a.replace("\n", " ")[:150]
+                print(niah_doc.id, budget, form, "OK" if ok else "--", "|", q, "=>", shown, flush=True)
     (Path(__file__).parent / "niah.json").write_text(json.dumps(rows, indent=1) + "\n")
     for form in FORMS:
         for budget in budgets:
