@@ -16,7 +16,7 @@ from lift_jax.synth.prompts import QUESTION_PROMPTS
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 INSTALLED_CONFIGS = Path(sys.prefix) / "share" / "lift_jax" / "configs"  # where a wheel install puts them
 METHODS = ("lift", "raw", "lift+raw", "lift+cd")
-FALLBACKS = ("what_about", "none")
+FALLBACKS = ("what_about", "text_about", "none")
 TEACHER_PROMPT = (
     "Read the document and answer the question in one short sentence.\n\nDocument:\n{document}\n\n"
     "Question: {question}"
@@ -97,7 +97,9 @@ def cd_config() -> ml_collections.ConfigDict:
     cd.max_questions_per_sentence = 4  # after de-duplication and the content-word filter; the teacher's batch
     cd.duplicate_overlap = 0.8  # questions whose content words overlap this much (Jaccard) are one question
     # A sentence with content but no usable generated question gets one deterministic question:
-    # "what_about": "What does the text say about <its first content words>?"
+    # "what_about": "What does the document say about <its first content words>?"; "text_about": the same about
+    # "the text", which SmolLM2-135M answers right more often reading a needle's window but which cost the demo
+    # one of its three answers (docs/results.md, "Lever: the teacher's window and echoed answers").
     cd.fallback = "what_about"
     cd.fallback_always = False  # also ask the fallback question of sentences that kept generated ones
     # Fill-in-the-blank questions per sentence, beside the generated ones: the sentence with one of its first N
@@ -112,7 +114,7 @@ def cd_config() -> ml_collections.ConfigDict:
     cd.suppress_words = ""
     # Drop the teacher answers with no content word beyond their question (echoes such as "The best thing to do
     # in San Francisco?" and stubs such as "The answer to the question is:"): a student trained on them learns to
-    # echo (docs/results.md, "Lever: the teacher's window"). Off by default until a grid measures it.
+    # echo. Off: on the NIAH 1000-token row it changed no cell (docs/results.md, "Lever: the teacher's window").
     cd.drop_echo = False
     return cd
 

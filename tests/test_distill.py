@@ -104,8 +104,9 @@ def test_question_filter_drops_duplicates_and_off_topic_and_falls_back():
         sentence, "", limit=5, duplicate_overlap=0.8,
     )
     assert got == ["When was the lighthouse electrified?", "What happened at Varrow Point in 1958?"]
-    want = "What does the text say about lighthouse Varrow Point electrified?"
+    want = "What does the document say about lighthouse Varrow Point electrified?"
     assert fallback_question(sentence, "what_about") == want
+    assert fallback_question(sentence, "text_about") == want.replace("the document", "the text")
     assert fallback_question("It was so.", "what_about") is None
     assert fallback_question(sentence, "none") is None
 
@@ -430,7 +431,7 @@ def test_fallback_always_adds_the_sentence_question_within_the_question_limit(ti
     teacher = Teacher(loaded.module, tok, FMT, stop_token_ids(tok, loaded.spec.eos_token_ids), 0, cfg.cd.top_k,
                       cfg.cd.max_answer_tokens, cfg.cd.teacher_prompt)
     distiller = Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc").open_writer())
-    fallback = "What does the text say about Crate fjord dock weighs?"
+    fallback = "What does the document say about Crate fjord dock weighs?"
     generated = ["How much does crate fjord weigh?", "What does crate fjord hold?"]
     assert distiller.questions(5, generated) == [generated[0], fallback]
     assert distiller.questions(5, []) == [fallback]

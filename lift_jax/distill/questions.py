@@ -65,15 +65,15 @@ def select_questions(
 
 def fallback_question(sentence: str, kind: str) -> str | None:
     """The deterministic question for a sentence no generated question survived for (None: the sentence has no
-    content words, or `kind` is "none"). "what_about": about the sentence's first four content words. It says
-    "the text", not "the document": SmolLM2-135M reading a needle's window answered it right 15/15 times against
-    12/15 (docs/results/teacher_window/niah.log)."""
+    content words, or `kind` is "none"). "what_about" / "text_about": what the document / the text says about
+    the sentence's first four content words."""
     if kind == "none":
         return None
     words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", sentence) if content_words(w)]
     if not words:
         return None
-    return f"What does the text say about {' '.join(words[:4])}?"
+    source = "text" if kind == "text_about" else "document"
+    return f"What does the {source} say about {' '.join(words[:4])}?"
 
 
 # A name (capitalised words, "of"/"and"/"the"/"de"/"for" allowed between them), a date ("February 7, 2016") or a
