@@ -16,7 +16,7 @@ from lift_jax.synth.prompts import QUESTION_PROMPTS
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 INSTALLED_CONFIGS = Path(sys.prefix) / "share" / "lift_jax" / "configs"  # where a wheel install puts them
 METHODS = ("lift", "raw", "lift+raw", "lift+cd")
-FALLBACKS = ("what_about", "text_about", "none")
+FALLBACKS = ("what_about", "text_about", "what_is", "none")
 TEACHER_PROMPT = (
     "Read the document and answer the question in one short sentence.\n\nDocument:\n{document}\n\n"
     "Question: {question}"
@@ -99,7 +99,8 @@ def cd_config() -> ml_collections.ConfigDict:
     # A sentence with content but no usable generated question gets one deterministic question:
     # "what_about": "What does the document say about <its first content words>?"; "text_about": the same about
     # "the text", which SmolLM2-135M answers right more often reading a needle's window but which cost the demo
-    # one of its three answers (docs/results.md, "Lever: the teacher's window and echoed answers").
+    # one of its three answers (docs/results.md, "Lever: the teacher's window and echoed answers"); "what_is":
+    # "What is X?" for a sentence "X is Y" (a short subject before is/are/was/were), else "what_about".
     cd.fallback = "what_about"
     cd.fallback_always = False  # also ask the fallback question of sentences that kept generated ones
     # Fill-in-the-blank questions per sentence, beside the generated ones: the sentence with one of its first N

@@ -63,12 +63,37 @@ def select_questions(
     return kept
 
 
+_COPULA = re.compile(r"\s(is|are|was|were)\s")
+_DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "its", "their", "his", "her", "our"})
+
+
+def copula_question(sentence: str) -> str | None:
+    """"What is X?" for a sentence that opens with a short subject and a copula ("X is Y" -> "What is X?"), else
+    None. The subject is the text before the first is/are/was/were: 2-12 words, no comma, and starting the sentence
+    with a capital; a leading determiner is lower-cased ("The best thing to do in San Francisco is ..." -> "What
+    is the best thing to do in San Francisco?")."""
+    sentence = " ".join(sentence.split())
+    match = _COPULA.search(sentence)
+    if match is None:
+        return None
+    subject = sentence[: match.start()].strip()
+    words = subject.split()
+    if not 2 <= len(words) <= 12 or "," in subject or not subject[:1].isupper() or not content_words(subject):
+        return None
+    if words[0].lower() in _DETERMINERS:
+        subject = words[0].lower() + subject[len(words[0]) :]
+    return f"What {match.group(1)} {subject}?"
+
+
 def fallback_question(sentence: str, kind: str) -> str | None:
     """The deterministic question for a sentence no generated question survived for (None: the sentence has no
     content words, or `kind` is "none"). "what_about" / "text_about": what the document / the text says about
-    the sentence's first four content words."""
+    the sentence's first four content words; "what_is": `copula_question` when the sentence has that form, else
+    the "what_about" one."""
     if kind == "none":
         return None
+    if kind == "what_is" and (question := copula_question(sentence)) is not None:
+        return question
     words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", sentence) if content_words(w)]
     if not words:
         return None
