@@ -22,6 +22,7 @@ from lift_jax.distill.questions import (
     adds_nothing,
     cloze_questions,
     cloze_spans,
+    copula_question,
     fallback_question,
     select_questions,
 )
@@ -107,8 +108,22 @@ def test_question_filter_drops_duplicates_and_off_topic_and_falls_back():
     want = "What does the document say about lighthouse Varrow Point electrified?"
     assert fallback_question(sentence, "what_about") == want
     assert fallback_question(sentence, "text_about") == want.replace("the document", "the text")
+    assert fallback_question(sentence, "what_is") == want  # "was electrified" is no "X is Y": what_about
     assert fallback_question("It was so.", "what_about") is None
     assert fallback_question(sentence, "none") is None
+
+
+def test_copula_question_inverts_a_short_subject_before_is_are_was_were():
+    assert copula_question("The best thing to do in San Francisco is eat a sandwich.") == (
+        "What is the best thing to do in San Francisco?")
+    assert copula_question("Super Bowl 50 was an American football game.") == "What was Super Bowl 50?"
+    assert copula_question("Its  keepers were  fishermen from Skye.") == "What were its keepers?"
+    assert copula_question("The game was played on February 7.") is None  # passive
+    assert copula_question("In 1958, the lighthouse was electrified.") is None  # a comma in the subject
+    assert copula_question("It was so.") is None  # one word
+    assert copula_question("the keeper was late.") is None  # not a sentence start
+    assert copula_question("A very long subject with far too many words in it to be one thing is not asked.") is None
+    assert fallback_question("The secret is honey.", "what_is") == "What is the secret?"
 
 
 def test_an_answer_adds_nothing_when_it_has_no_content_word_beyond_its_question():

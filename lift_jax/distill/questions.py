@@ -69,15 +69,19 @@ _DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "i
 
 def copula_question(sentence: str) -> str | None:
     """"What is X?" for a sentence that opens with a short subject and a copula ("X is Y" -> "What is X?"), else
-    None. The subject is the text before the first is/are/was/were: 2-12 words, no comma, and starting the sentence
-    with a capital; a leading determiner is lower-cased ("The best thing to do in San Francisco is ..." -> "What
-    is the best thing to do in San Francisco?")."""
+    None. The subject is the text before the first is/are/was/were: 2-12 words, no comma, starting the sentence
+    with a capital; the word after the copula is not an -ed or -ing form ("was electrified"); a leading
+    determiner is lower-cased ("The best thing to do in San Francisco is ..." -> "What is the best thing to do
+    in San Francisco?")."""
     sentence = " ".join(sentence.split())
     match = _COPULA.search(sentence)
     if match is None:
         return None
     subject = sentence[: match.start()].strip()
     words = subject.split()
+    after = sentence[match.end() :].split()[:1]
+    if after and re.fullmatch(r"[a-z]+(?:ed|ing)", after[0]):  # passive or progressive: not "X is Y"
+        return None
     if not 2 <= len(words) <= 12 or "," in subject or not subject[:1].isupper() or not content_words(subject):
         return None
     if words[0].lower() in _DETERMINERS:
