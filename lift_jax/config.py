@@ -99,7 +99,7 @@ def cd_config() -> ml_collections.ConfigDict:
     # A sentence with content but no usable generated question gets one deterministic question:
     # "what_about": "What does the document say about <its first content words>?"; "text_about": the same about
     # "the text", which SmolLM2-135M answers right more often reading a needle's window but which cost the demo
-    # one of its three answers (docs/results.md, "Lever: the teacher's window and echoed answers"); "what_is":
+    # one of its three answers (docs/results.md, "Lever: the teacher's window"); "what_is":
     # "What is X?" for a sentence "X is Y" (a short subject before is/are/was/were), else "what_about".
     cd.fallback = "what_about"
     cd.fallback_always = False  # also ask the fallback question of sentences that kept generated ones

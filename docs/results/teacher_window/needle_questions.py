@@ -5,6 +5,9 @@ window, so a hit is a question that cell's teacher answered). "held" marks the s
 
     python docs/results/teacher_window/needle_questions.py docs/results/niah 512 what_about \
         > docs/results/teacher_window/needle_questions_512.log
+    python docs/results/teacher_window/needle_questions.py docs/results/niah_what_is 512 what_is \
+        docs/results/niah > docs/results/teacher_window/needle_questions_what_is.log
+(a fourth argument: a grid whose teacher cache was the run's starting point, read too)
 """
 
 import json
@@ -30,7 +33,7 @@ IDENTITY = {"model": MODEL, "dtype": "float32", "k": 20, "max_answer_tokens": 40
 def main() -> None:
     root, budget, fallback = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     tok = load_tokenizer(resolve_source(MODEL))
-    cache = TeacherCache(root / "teacher_cache")
+    caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *sys.argv[4:]]]
     records = [json.loads(line) for line in (root / "qa_cache" / "qa_cache.jsonl").read_text().splitlines()]
     about = sorted({r["question"] for r in records if "question" in r
                     and any(w in r["question"] for w in ("San Francisco", "Dolores", "sandwich"))})
@@ -41,7 +44,8 @@ def main() -> None:
         window = document_windows(tok, doc.text, sentences, budget)[i]
         print(f"== {doc.id}: needle = sentence {i}")
         for question in [*about, fallback_question(sentences[i].text, fallback)]:
-            answer = cache.lookup(teacher_key(question=question, window=window, **IDENTITY))
+            key = teacher_key(question=question, window=window, **IDENTITY)
+            answer = next((a for c in caches if (a := c.lookup(key)) is not None), None)
             if answer is not None:
                 held = " [held]" if is_held_out(question, 0, 0.1) else ""
                 text = tok.decode(list(answer.answer_ids), skip_special_tokens=True).replace("\n", " ")
