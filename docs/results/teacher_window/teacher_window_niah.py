@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from lift_jax.config import TEACHER_PROMPT
 from lift_jax.distill.questions import fallback_question
 from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.eval.niah_benchmark import token_counter
@@ -21,8 +22,6 @@ from lift_jax.special_tokens import pad_token_id, stop_token_ids
 from lift_jax.synth.split import split_sentences
 
 ESSAYS = "../shared/data/niah/PaulGrahamEssays"
-TEMPLATE = ("Read the document and answer the question in one short sentence.\n\nDocument:\n{document}\n\n"
-            "Question: {question}")
 FORMS = {  # the `what_about` fallback as shipped, and three rewordings of it
     "fallback": lambda s: fallback_question(s, "what_about"),
     "text_about": lambda s: fallback_question(s, "what_about").replace("the document", "the text"),
@@ -47,7 +46,7 @@ def main() -> None:
         i = next(i for i, s in enumerate(sents) if "San Francisco" in s.text)
         for budget in budgets:
             window = document_windows(tok, doc, sents, budget)[i]
-            teacher = Teacher(loaded.module, tok, fmt, stops, pad, 20, 40, TEMPLATE, batch=len(FORMS))
+            teacher = Teacher(loaded.module, tok, fmt, stops, pad, 20, 40, TEACHER_PROMPT, batch=len(FORMS))
             questions = [f(sents[i].text) for f in FORMS.values()]
             outputs = teacher.answer(window, questions)
             answers = [tok.decode(list(a.answer_ids), skip_special_tokens=True) for a in outputs]

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from lift_jax.config import TEACHER_PROMPT
 from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.eval.metrics import contains_answer, f1_score
 from lift_jax.models import load
@@ -21,8 +22,6 @@ from lift_jax.special_tokens import pad_token_id, stop_token_ids
 from lift_jax.synth.split import split_sentences
 
 DATA = Path("/work/shared/data/squad/dev-v1.1-half-a.json")
-TEMPLATE = ("Read the document and answer the question in one short sentence.\n\nDocument:\n{document}\n\n"
-            "Question: {question}")
 
 
 def _gold(qa: dict, offset: int = 0) -> tuple[str, list[str], int]:
@@ -59,7 +58,7 @@ def main() -> None:
         sentences = split_sentences(text, 1, 100000)
         for budget in budgets:
             windows = document_windows(tok, text, sentences, budget)
-            teacher = Teacher(loaded.module, tok, fmt, stops, pad, 20, 40, TEMPLATE, batch=4)
+            teacher = Teacher(loaded.module, tok, fmt, stops, pad, 20, 40, TEACHER_PROMPT, batch=4)
             for question, golds, start in questions:
                 i = max(j for j, s in enumerate(sentences) if s.start <= start)
                 output = teacher.answer(windows[i], [question])[0]
