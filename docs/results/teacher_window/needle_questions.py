@@ -7,7 +7,9 @@ window, so a hit is a question that cell's teacher answered). "held" marks the s
         > docs/results/teacher_window/needle_questions_512.log
     python docs/results/teacher_window/needle_questions.py docs/results/niah_what_is 512 what_is \
         docs/results/niah > docs/results/teacher_window/needle_questions_what_is.log
-(a fourth argument: a grid whose teacher cache was the run's starting point, read too)
+    python docs/results/teacher_window/needle_questions.py docs/results/niah_what_is_e8 512 what_is \
+        docs/results/niah docs/results/niah_what_is > docs/results/teacher_window/needle_questions_what_is_e8.log
+(further arguments: the grids whose teacher caches were the run's starting point, read too)
 """
 
 import json

@@ -24,7 +24,7 @@ from lift_jax.synth.split import split_sentences
 ESSAYS = "../shared/data/niah/PaulGrahamEssays"
 FORMS = {  # the `what_about` fallback as shipped, and three rewordings of it
     "fallback": lambda s: fallback_question(s, "what_about"),
-    "text_about": lambda s: fallback_question(s, "what_about").replace("the document", "the text"),
+    "text_about": lambda s: fallback_question(s, "text_about"),
     "continue": lambda s: f'How does the sentence that begins "{" ".join(s.split()[:5])}" continue?',
     "tell": lambda s: "What does it say about " + " ".join(fallback_question(s, "what_about").split()[6:]),
 }
