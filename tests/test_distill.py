@@ -16,8 +16,8 @@ import lift_jax.absorbing.job as absorb_module
 import lift_jax.distill.teacher as teacher_module
 import lift_jax.synth.pipeline as pipeline
 from lift_jax.batching import Example, make_batch
-from lift_jax.config import base_config
-from lift_jax.distill.cache import TeacherAnswer, TeacherCache
+from lift_jax.config import base_config, load_config_file
+from lift_jax.distill.cache import TeacherAnswer, TeacherCache, teacher_identity, teacher_key
 from lift_jax.distill.questions import (
     adds_nothing,
     cloze_questions,
@@ -322,8 +322,8 @@ def test_suppressing_the_teachers_words_changes_its_answer_and_its_cache_key(tin
     window, question = DOCUMENT[:300], "How much does crate fjord weigh?"
 
     def teacher(suppress: tuple[int, ...]) -> Teacher:
-        return Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, 8, cfg.cd.teacher_prompt,
-                       suppress_ids=suppress)
+        return Teacher(loaded.module, tok, FMT, stops, 0, cfg.cd.top_k, cfg.cd.max_answer_tokens,
+                       cfg.cd.teacher_prompt, suppress_ids=suppress)
 
     free = teacher(()).answer(window, [question])[0]
     banned = tuple(sorted(set(free.answer_ids[:2]) - set(stops)))
@@ -335,6 +335,25 @@ def test_suppressing_the_teachers_words_changes_its_answer_and_its_cache_key(tin
     assert "suppress_ids" not in plain.identity and strict.identity["suppress_ids"] == list(banned)
     plain.close()
     strict.close()
+
+
+def test_teacher_identity_of_the_bundled_eval_config_is_the_one_the_committed_caches_were_keyed_by():
+    # Any change to these settings (or to the default teacher prompt) re-keys every committed teacher cache
+    # under docs/results: if that is intended, the results that read them must be recomputed.
+    identity = teacher_identity(load_config_file("eval_niah"))
+    assert identity["model"] == "bundled:smollm2-135m-instruct" and identity["max_answer_tokens"] == 40
+    assert teacher_key(question="", window="", **identity) == (
+        "760d90dae1c8b77a93c6d260abb633b21b826e6efa27da58f5397af8dc668142")
+
+
+def test_distiller_refuses_a_teacher_built_with_other_settings_than_its_config(tiny_checkpoints, tmp_path):
+    loaded = load(tiny_checkpoints["qwen3"])
+    tok = loaded.tokenizer
+    cfg = tiny_cd_config(tiny_checkpoints["qwen3"], tmp_path / "run")
+    teacher = Teacher(loaded.module, tok, FMT, stop_token_ids(tok, loaded.spec.eos_token_ids), 0, cfg.cd.top_k,
+                      cfg.cd.max_answer_tokens + 1, cfg.cd.teacher_prompt)
+    with pytest.raises(ValueError, match=r"other cd\.max_answer_tokens than the config holds"):
+        Distiller(cfg, DOCUMENT, teacher, TeacherCache(tmp_path / "tc").open_writer())
 
 
 def test_frozen_base_is_the_base_model_and_skips_the_adapter_matmuls(tiny_checkpoints):

@@ -11,9 +11,11 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import ml_collections
 import numpy as np
 
 from lift_jax.durable import FileBusyError, append_jsonl, open_append, read_jsonl
@@ -49,6 +51,19 @@ class TeacherAnswer:
     def canonical(self) -> TeacherAnswer:
         """The same answer as read back from the cache (float32 arrays), so fresh and cached runs match."""
         return TeacherAnswer.from_record(json.loads(json.dumps(self.record(""))))
+
+
+def teacher_identity(cfg: ml_collections.ConfigDict, suppress_ids: Sequence[int] = ()) -> dict[str, Any]:
+    """The run settings besides question and window that determine a teacher output (model, dtype, K, answer
+    length, decoding, prompt, chat template, system prompt, barred tokens): `teacher_key`'s other arguments.
+    Tools that look answers up in a run's cache build it from the run's config exactly as the run did."""
+    identity: dict[str, Any] = {
+        "model": str(cfg.model_path), "dtype": cfg.dtype, "k": cfg.cd.top_k,
+        "max_answer_tokens": cfg.cd.max_answer_tokens, "decoding": "greedy", "template": cfg.cd.teacher_prompt,
+        "chat": cfg.use_chat_template, "system": cfg.system_prompt}
+    if suppress_ids:  # absent when empty: caches written before the option stay valid
+        identity["suppress_ids"] = list(suppress_ids)
+    return identity
 
 
 def teacher_key(**settings: Any) -> str:

@@ -21,7 +21,7 @@ import ml_collections
 from tqdm.auto import tqdm
 
 from lift_jax.data import TrainItem
-from lift_jax.distill.cache import TeacherAnswer, TeacherCache, teacher_key
+from lift_jax.distill.cache import TeacherAnswer, TeacherCache, teacher_identity, teacher_key
 from lift_jax.distill.questions import adds_nothing, cloze_questions, fallback_question, select_questions
 from lift_jax.distill.teacher import Teacher, document_windows
 from lift_jax.synth.split import preceding_context, split_sentences
@@ -72,11 +72,15 @@ class Distiller:
         self.windows = document_windows(teacher.tokenizer, document, sentences, min(self.cd.context_tokens, room))
         if self.windows:
             teacher.fix_prefix(self.windows)
-        self.identity = {"model": str(cfg.model_path), "dtype": cfg.dtype, "k": self.cd.top_k,
-                         "max_answer_tokens": self.cd.max_answer_tokens, "decoding": "greedy",
-                         "template": teacher.template, "chat": cfg.use_chat_template, "system": cfg.system_prompt}
-        if teacher.suppress_ids:  # absent when empty: caches written before the option stay valid
-            self.identity["suppress_ids"] = list(teacher.suppress_ids)
+        made_by = {"cd.teacher_prompt": teacher.template, "cd.top_k": teacher.top_k,
+                   "cd.max_answer_tokens": teacher.max_answer_tokens}
+        configured = {"cd.teacher_prompt": self.cd.teacher_prompt, "cd.top_k": self.cd.top_k,
+                      "cd.max_answer_tokens": self.cd.max_answer_tokens}
+        if made_by != configured:  # the cache would file its answers under settings that did not make them
+            wrong = [k for k in made_by if made_by[k] != configured[k]]
+            raise ValueError(f"the teacher was built with other {', '.join(wrong)} than the config holds; "
+                             "build it from the same config (lift_jax.distill.run.teacher_for)")
+        self.identity = teacher_identity(cfg, teacher.suppress_ids)
         self.stats = DistillStats()
         self.held_out: list[HeldOut] = []
         self.bar = tqdm(total=len(sentences), desc="teacher", unit="sentence", disable=not progress)

@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from lift_jax.config import TEACHER_PROMPT
-from lift_jax.distill.cache import TeacherCache, teacher_key
+from lift_jax.config import load_config_file
+from lift_jax.distill.cache import TeacherCache, teacher_identity, teacher_key
 from lift_jax.distill.questions import fallback_question
 from lift_jax.distill.stage import is_held_out
 from lift_jax.distill.teacher import document_windows
@@ -28,13 +28,12 @@ from lift_jax.synth.split import split_sentences
 
 MODEL = "bundled:smollm2-135m-instruct"
 ESSAYS = "../shared/data/niah/PaulGrahamEssays"
-IDENTITY = {"model": MODEL, "dtype": "float32", "k": 20, "max_answer_tokens": 40, "decoding": "greedy",
-            "template": TEACHER_PROMPT, "chat": True, "system": ""}  # scripts/run_results.sh's settings
 
 
 def main() -> None:
     root, budget, fallback = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     tok = load_tokenizer(resolve_source(MODEL))
+    identity = teacher_identity(load_config_file("eval_niah"))  # run_results.sh changes none of its fields
     caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *sys.argv[4:]]]
     records = [json.loads(line) for line in (root / "qa_cache" / "qa_cache.jsonl").read_text().splitlines()]
     about = sorted({r["question"] for r in records if "question" in r
@@ -46,7 +45,7 @@ def main() -> None:
         window = document_windows(tok, doc.text, sentences, budget)[i]
         print(f"== {doc.id}: needle = sentence {i}")
         for question in [*about, fallback_question(sentences[i].text, fallback)]:
-            key = teacher_key(question=question, window=window, **IDENTITY)
+            key = teacher_key(question=question, window=window, **identity)
             answer = next((a for c in caches if (a := c.lookup(key)) is not None), None)
             if answer is not None:
                 held = " [held]" if is_held_out(question, 0, 0.1) else ""
