@@ -90,6 +90,7 @@ def cd_config() -> ml_collections.ConfigDict:
     generated question's sentence is the teacher; the adapter learns its top-K answer distributions."""
     cd = ml_collections.ConfigDict()
     cd.context_tokens = 1024  # window around the sentence (capped so window + question + answer fit the model)
+    cd.whole_sentences = False  # cut the window's two sides back to sentence boundaries (no cut-off sentence)
     cd.top_k = 20  # teacher log-probs kept per answer position; KL over the renormalised top-K
     cd.ce_weight = 0.0  # extra cross-entropy weight on the teacher's greedy token
     cd.max_answer_tokens = 64  # greedy teacher answer length

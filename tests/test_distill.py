@@ -231,6 +231,21 @@ def test_windows_hold_the_sentence_and_its_neighbours_within_budget(tiny_checkpo
     assert len(before) >= 5 and len(after) >= 5 and len(middle) >= 90  # both neighbours, nearly the budget
 
 
+def test_whole_sentence_windows_open_and_end_on_sentence_boundaries_within_budget(tiny_checkpoints):
+    tok = load(tiny_checkpoints["qwen3"]).tokenizer
+    sentences = split_sentences(DOCUMENT)
+    cut = document_windows(tok, DOCUMENT, sentences, 240)  # byte-level tokenizer: 240 characters
+    whole = document_windows(tok, DOCUMENT, sentences, 240, whole_sentences=True)
+    texts = [" ".join(s.text.split()) for s in sentences]
+    for s, w, c in zip(sentences, whole, cut, strict=True):
+        flat = " ".join(w.split())
+        assert s.text in flat and w in c  # never more than the token window, always the sentence itself
+        assert any(flat.startswith(t) for t in texts) and any(flat.endswith(t) for t in texts)
+    middle = " ".join(whole[5].split())
+    assert middle == " ".join(texts[4:7])  # both ~70-character neighbours fit whole, the next ones do not
+    assert sum(w != c for w, c in zip(whole, cut, strict=True)) >= len(sentences) - 2  # the token cut splits them
+
+
 def test_teacher_reads_the_window_and_the_student_never_does(tiny_checkpoints, tmp_path, monkeypatch):
     loaded = load(tiny_checkpoints["qwen3"])
     tok = loaded.tokenizer

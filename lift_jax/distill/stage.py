@@ -69,7 +69,8 @@ class Distiller:
         self.sentences = [s.text for s in sentences]
         self.contexts = [preceding_context(document, s.start, g.max_context_chars) for s in sentences]
         room = teacher.module.spec.max_position_embeddings - self.cd.max_answer_tokens - 128  # + template, question
-        self.windows = document_windows(teacher.tokenizer, document, sentences, min(self.cd.context_tokens, room))
+        self.windows = document_windows(teacher.tokenizer, document, sentences, min(self.cd.context_tokens, room),
+                                        self.cd.whole_sentences)
         if self.windows:
             teacher.fix_prefix(self.windows)
         made_by = {"cd.teacher_prompt": teacher.template, "cd.top_k": teacher.top_k,

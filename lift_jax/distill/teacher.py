@@ -29,13 +29,19 @@ from lift_jax.synth.split import Sentence
 PREFIX_BLOCK = 128  # shared openings are cut to whole blocks: few distinct shapes to compile
 
 
-def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence], budget: int) -> list[str]:
+def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence], budget: int,
+                     whole_sentences: bool = False) -> list[str]:
     """Per sentence, the document text around it: the sentence plus preceding and following text, about
-    `budget` tokens in all (split evenly; a side the document runs out of gives its share to the other)."""
+    `budget` tokens in all (split evenly; a side the document runs out of gives its share to the other).
+
+    With `whole_sentences` each side is cut back to the nearest boundary of `sentences` inside it, so the window
+    neither opens nor ends mid-sentence: a teacher shown a cut-off sentence ("... and sit in Dol") finishes it
+    with its own guess, and the questions of every sentence whose window ends there are answered with it."""
     enc = tokenizer(document, add_special_tokens=False, return_offsets_mapping=True)
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     n_tokens = len(offsets)
     starts, ends = [a for a, _ in offsets], [b for _, b in offsets]  # both non-decreasing: binary search
+    sentence_starts, sentence_ends = [s.start for s in sentences], [s.end for s in sentences]
     windows = []
     for s in sentences:
         lo = bisect.bisect_right(ends, s.start)  # the first token ending after the sentence starts
@@ -48,6 +54,9 @@ def document_windows(tokenizer: Any, document: str, sentences: Sequence[Sentence
         before = min(rest - after, lo)
         start = min(offsets[lo - before][0], s.start) if lo - before < n_tokens else s.start
         end = max(offsets[hi + after - 1][1], s.end) if hi + after > 0 else s.end
+        if whole_sentences:  # the first sentence starting inside, the last one ending inside (s itself at worst)
+            start = min(sentence_starts[bisect.bisect_left(sentence_starts, start)], s.start)
+            end = max(sentence_ends[bisect.bisect_right(sentence_ends, end) - 1], s.end)
         windows.append(document[start:end].strip())
     return windows
 
