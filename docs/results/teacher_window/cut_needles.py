@@ -1,0 +1,68 @@
+"""Where the `lift+cd` teacher's answers about the needle come from, per cell of a NIAH grid, read from the grid's
+committed caches: for every sentence whose teacher window holds part of the needle, every question of the
+shared QA cache and the sentence's fallback question is looked up in the teacher cache under that window; the
+answers mentioning the needle ("sandwich" or "Dol") are counted as whole (all three keywords) or not, split by
+the window holding the whole needle, opening mid-needle or ending mid-needle (a token window ending "... and sit
+in Dol"), and the answers from windows with a cut needle are printed.
+
+    python docs/results/teacher_window/cut_needles.py docs/results/niah_what_is_e8 512 what_is \
+        docs/results/niah docs/results/niah_what_is > docs/results/teacher_window/cut_needles_what_is_e8.log
+(further arguments: the grids whose teacher caches were the run's starting point, read too)
+"""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from lift_jax.config import load_config_file
+from lift_jax.distill.cache import TeacherCache, teacher_identity, teacher_key
+from lift_jax.distill.questions import fallback_question
+from lift_jax.distill.teacher import document_windows
+from lift_jax.eval.niah_benchmark import token_counter
+from lift_jax.eval.niah_data import NEEDLE, build_documents, grid, load_essays
+from lift_jax.eval.paths import niah_essays_dir
+from lift_jax.models.loader import load_tokenizer, resolve_source
+from lift_jax.synth.split import split_sentences
+
+KEYWORDS = ("sandwich", "Dolores Park", "sunny")
+
+
+def main() -> None:
+    root, budget, fallback = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    cfg = load_config_file("eval_niah")
+    tok = load_tokenizer(resolve_source(str(cfg.model_path)))
+    identity = teacher_identity(cfg)
+    caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *sys.argv[4:]]]
+    records = map(json.loads, (root / "qa_cache" / "qa_cache.jsonl").read_text().splitlines())
+    questions = sorted({r["question"] for r in records if "question" in r})
+    g, needle = cfg.generator, " ".join(NEEDLE.split())
+    cells = grid([1000, 2000, 3000], [0, 0.25, 0.5, 0.75, 1], 1)
+    for doc in build_documents(load_essays(niah_essays_dir()), cells, token_counter(str(cfg.model_path))):
+        sentences = split_sentences(doc.text, g.min_sentence_chars, g.max_sentence_chars)
+        windows = document_windows(tok, doc.text, sentences, budget)
+        counts: Counter[str] = Counter()
+        cut_answers = []
+        for sentence, window in zip(sentences, windows, strict=True):
+            if "sandwich" not in window and "Dolores" not in window:
+                continue
+            flat = " ".join(window.split())
+            kind = "whole" if needle in flat else "ends mid-needle" if needle[:40] in flat else "opens mid-needle"
+            counts[f"{kind} windows"] += 1
+            for question in [*questions, fallback_question(sentence.text, fallback)]:
+                key = teacher_key(question=question, window=window, **identity)
+                answer = next((a for c in caches if (a := c.lookup(key)) is not None), None)
+                if answer is None:
+                    continue
+                text = tok.decode(list(answer.answer_ids), skip_special_tokens=True).replace("\n", " ")
+                if "sandwich" not in text and "Dol" not in text:
+                    continue
+                counts[f"{kind}: {'all three' if all(k in text for k in KEYWORDS) else 'not all'}"] += 1
+                if kind != "whole":
+                    cut_answers.append(f"  Q: {question}\n  T: {text}")
+        print(f"== {doc.id}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print("\n".join(cut_answers))
+
+
+if __name__ == "__main__":
+    main()
