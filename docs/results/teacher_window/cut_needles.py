@@ -7,7 +7,11 @@ in Dol"), and the answers from windows with a cut needle are printed.
 
     python docs/results/teacher_window/cut_needles.py docs/results/niah_what_is_e8 512 what_is \
         docs/results/niah docs/results/niah_what_is > docs/results/teacher_window/cut_needles_what_is_e8.log
-(further arguments: the grids whose teacher caches were the run's starting point, read too)
+    python docs/results/teacher_window/cut_needles.py --whole-sentences docs/results/niah_whole_sentences 512 \
+        what_is docs/results/niah docs/results/niah_what_is docs/results/niah_what_is_e8 \
+        > docs/results/teacher_window/cut_needles_whole_sentences.log
+(further arguments: the grids whose teacher caches were the run's starting point, read too; `--whole-sentences`:
+the run had `cd.whole_sentences=true`)
 """
 
 import json
@@ -29,18 +33,20 @@ KEYWORDS = ("sandwich", "Dolores Park", "sunny")
 
 
 def main() -> None:
-    root, budget, fallback = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    whole_sentences = "--whole-sentences" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--whole-sentences"]
+    root, budget, fallback = Path(args[0]), int(args[1]), args[2]
     cfg = load_config_file("eval_niah")
     tok = load_tokenizer(resolve_source(str(cfg.model_path)))
     identity = teacher_identity(cfg)
-    caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *sys.argv[4:]]]
+    caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *args[3:]]]
     records = map(json.loads, (root / "qa_cache" / "qa_cache.jsonl").read_text().splitlines())
     questions = sorted({r["question"] for r in records if "question" in r})
     g, needle = cfg.generator, " ".join(NEEDLE.split())
     cells = grid([1000, 2000, 3000], [0, 0.25, 0.5, 0.75, 1], 1)
     for doc in build_documents(load_essays(niah_essays_dir()), cells, token_counter(str(cfg.model_path))):
         sentences = split_sentences(doc.text, g.min_sentence_chars, g.max_sentence_chars)
-        windows = document_windows(tok, doc.text, sentences, budget)
+        windows = document_windows(tok, doc.text, sentences, budget, whole_sentences)
         counts: Counter[str] = Counter()
         cut_answers = []
         for sentence, window in zip(sentences, windows, strict=True):
