@@ -14,20 +14,15 @@ in Dol"), and the answers from windows with a cut needle are printed.
 the run had `cd.whole_sentences=true`)
 """
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
-from lift_jax.config import load_config_file
-from lift_jax.distill.cache import TeacherCache, teacher_identity, teacher_key
+from grid_answers import GridAnswers
+
 from lift_jax.distill.questions import fallback_question
 from lift_jax.distill.teacher import document_windows
-from lift_jax.eval.niah_benchmark import token_counter
-from lift_jax.eval.niah_data import NEEDLE, build_documents, grid, load_essays
-from lift_jax.eval.paths import niah_essays_dir
-from lift_jax.models.loader import load_tokenizer, resolve_source
-from lift_jax.synth.split import split_sentences
+from lift_jax.eval.niah_data import NEEDLE
 
 KEYWORDS = ("sandwich", "Dolores Park", "sunny")
 
@@ -36,17 +31,10 @@ def main() -> None:
     whole_sentences = "--whole-sentences" in sys.argv
     args = [a for a in sys.argv[1:] if a != "--whole-sentences"]
     root, budget, fallback = Path(args[0]), int(args[1]), args[2]
-    cfg = load_config_file("eval_niah")
-    tok = load_tokenizer(resolve_source(str(cfg.model_path)))
-    identity = teacher_identity(cfg)
-    caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *args[3:]]]
-    records = map(json.loads, (root / "qa_cache" / "qa_cache.jsonl").read_text().splitlines())
-    questions = sorted({r["question"] for r in records if "question" in r})
-    g, needle = cfg.generator, " ".join(NEEDLE.split())
-    cells = grid([1000, 2000, 3000], [0, 0.25, 0.5, 0.75, 1], 1)
-    for doc in build_documents(load_essays(niah_essays_dir()), cells, token_counter(str(cfg.model_path))):
-        sentences = split_sentences(doc.text, g.min_sentence_chars, g.max_sentence_chars)
-        windows = document_windows(tok, doc.text, sentences, budget, whole_sentences)
+    run = GridAnswers(root, args[3:])
+    needle = " ".join(NEEDLE.split())
+    for doc, sentences in run.documents():
+        windows = document_windows(run.tokenizer, doc.text, sentences, budget, whole_sentences)
         counts: Counter[str] = Counter()
         cut_answers = []
         for sentence, window in zip(sentences, windows, strict=True):
@@ -55,13 +43,9 @@ def main() -> None:
             flat = " ".join(window.split())
             kind = "whole" if needle in flat else "ends mid-needle" if needle[:40] in flat else "opens mid-needle"
             counts[f"{kind} windows"] += 1
-            for question in [*questions, fallback_question(sentence.text, fallback)]:
-                key = teacher_key(question=question, window=window, **identity)
-                answer = next((a for c in caches if (a := c.lookup(key)) is not None), None)
-                if answer is None:
-                    continue
-                text = tok.decode(list(answer.answer_ids), skip_special_tokens=True).replace("\n", " ")
-                if "sandwich" not in text and "Dol" not in text:
+            for question in [*run.questions, fallback_question(sentence.text, fallback)]:
+                text = run.answer(question, window)
+                if text is None or ("sandwich" not in text and "Dol" not in text):
                     continue
                 counts[f"{kind}: {'all three' if all(k in text for k in KEYWORDS) else 'not all'}"] += 1
                 if kind != "whole":
