@@ -9,7 +9,11 @@ window, so a hit is a question that cell's teacher answered). "held" marks the s
         docs/results/niah > docs/results/teacher_window/needle_questions_what_is.log
     python docs/results/teacher_window/needle_questions.py docs/results/niah_what_is_e8 512 what_is \
         docs/results/niah docs/results/niah_what_is > docs/results/teacher_window/needle_questions_what_is_e8.log
-(further arguments: the grids whose teacher caches were the run's starting point, read too)
+    python docs/results/teacher_window/needle_questions.py --whole-sentences docs/results/niah_whole_sentences 512 \
+        what_is docs/results/niah docs/results/niah_what_is docs/results/niah_what_is_e8 \
+        > docs/results/teacher_window/needle_questions_whole_sentences.log
+(further arguments: the grids whose teacher caches were the run's starting point, read too; `--whole-sentences`:
+the run had `cd.whole_sentences=true`)
 """
 
 import sys
@@ -23,12 +27,14 @@ from lift_jax.distill.teacher import document_windows
 
 
 def main() -> None:
-    root, budget, fallback = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    run = GridAnswers(root, sys.argv[4:])
+    whole_sentences = "--whole-sentences" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--whole-sentences"]
+    root, budget, fallback = Path(args[0]), int(args[1]), args[2]
+    run = GridAnswers(root, args[3:])
     about = [q for q in run.questions if any(w in q for w in ("San Francisco", "Dolores", "sandwich"))]
     for doc, sentences in run.documents():
         i = next(i for i, s in enumerate(sentences) if "San Francisco" in s.text)
-        window = document_windows(run.tokenizer, doc.text, sentences, budget)[i]
+        window = document_windows(run.tokenizer, doc.text, sentences, budget, whole_sentences)[i]
         print(f"== {doc.id}: needle = sentence {i}")
         for question in [*about, fallback_question(sentences[i].text, fallback)]:
             text = run.answer(question, window)
