@@ -16,25 +16,19 @@ the run had `cd.whole_sentences=true`)
 
 import sys
 from collections import Counter
-from pathlib import Path
 
 from grid_answers import GridAnswers
 
-from lift_jax.distill.questions import fallback_question
-from lift_jax.distill.teacher import document_windows
 from lift_jax.eval.niah_data import NEEDLE
 
 KEYWORDS = ("sandwich", "Dolores Park", "sunny")
 
 
 def main() -> None:
-    whole_sentences = "--whole-sentences" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--whole-sentences"]
-    root, budget, fallback = Path(args[0]), int(args[1]), args[2]
-    run = GridAnswers(root, args[3:])
+    run = GridAnswers.from_argv(sys.argv[1:])
     needle = " ".join(NEEDLE.split())
     for doc, sentences in run.documents():
-        windows = document_windows(run.tokenizer, doc.text, sentences, budget, whole_sentences)
+        windows = run.windows(doc, sentences)
         counts: Counter[str] = Counter()
         cut_answers = []
         for sentence, window in zip(sentences, windows, strict=True):
@@ -43,7 +37,7 @@ def main() -> None:
             flat = " ".join(window.split())
             kind = "whole" if needle in flat else "ends mid-needle" if needle[:40] in flat else "opens mid-needle"
             counts[f"{kind} windows"] += 1
-            for question in [*run.questions, fallback_question(sentence.text, fallback)]:
+            for question in [*run.questions, run.fallback(sentence)]:
                 text = run.answer(question, window)
                 if text is None or ("sandwich" not in text and "Dol" not in text):
                     continue

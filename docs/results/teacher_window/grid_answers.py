@@ -9,6 +9,8 @@ from pathlib import Path
 
 from lift_jax.config import load_config_file
 from lift_jax.distill.cache import TeacherCache, teacher_identity, teacher_key
+from lift_jax.distill.questions import fallback_question
+from lift_jax.distill.teacher import document_windows
 from lift_jax.eval.benchmark import Document
 from lift_jax.eval.niah_benchmark import token_counter
 from lift_jax.eval.niah_data import build_documents, grid, load_essays
@@ -18,15 +20,31 @@ from lift_jax.synth.split import Sentence, split_sentences
 
 
 class GridAnswers:
-    """The teacher answers of the run in `root`, whose teacher cache started from those of `starting` runs."""
+    """The teacher answers of the run in `root`, whose teacher cache started from those of `starting` runs, made
+    with `budget`-token windows (cut to whole sentences with `whole_sentences`) and the `fallback` question form."""
 
-    def __init__(self, root: Path, starting: Sequence[str]):
+    def __init__(self, root: Path, starting: Sequence[str], budget: int, fallback: str, whole_sentences: bool):
+        self.budget, self.fallback_form, self.whole_sentences = budget, fallback, whole_sentences
         self.cfg = load_config_file("eval_niah")
         self.tokenizer = load_tokenizer(resolve_source(str(self.cfg.model_path)))
         self.identity = teacher_identity(self.cfg)
         self.caches = [TeacherCache(Path(d) / "teacher_cache") for d in [root, *starting]]
         records = map(json.loads, (root / "qa_cache" / "qa_cache.jsonl").read_text().splitlines())
         self.questions = sorted({r["question"] for r in records if "question" in r})
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> "GridAnswers":
+        """From the scripts' command line: [--whole-sentences] ROOT BUDGET FALLBACK [STARTING_ROOT ...]."""
+        args = [a for a in argv if a != "--whole-sentences"]
+        return cls(Path(args[0]), args[3:], int(args[1]), args[2], "--whole-sentences" in argv)
+
+    def windows(self, doc: Document, sentences: Sequence[Sentence]) -> list[str]:
+        """Each sentence's teacher window, as the run cut them."""
+        return document_windows(self.tokenizer, doc.text, sentences, self.budget, self.whole_sentences)
+
+    def fallback(self, sentence: Sentence) -> str:
+        """The sentence's fallback question, in the run's form."""
+        return fallback_question(sentence.text, self.fallback_form)
 
     def documents(self) -> Iterator[tuple[Document, list[Sentence]]]:
         """The 15 cells' documents (1000-3000 tokens x 5 depths, one sample) with their sentences."""

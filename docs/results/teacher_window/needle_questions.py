@@ -17,26 +17,20 @@ the run had `cd.whole_sentences=true`)
 """
 
 import sys
-from pathlib import Path
 
 from grid_answers import GridAnswers
 
-from lift_jax.distill.questions import fallback_question
 from lift_jax.distill.stage import is_held_out
-from lift_jax.distill.teacher import document_windows
 
 
 def main() -> None:
-    whole_sentences = "--whole-sentences" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--whole-sentences"]
-    root, budget, fallback = Path(args[0]), int(args[1]), args[2]
-    run = GridAnswers(root, args[3:])
+    run = GridAnswers.from_argv(sys.argv[1:])
     about = [q for q in run.questions if any(w in q for w in ("San Francisco", "Dolores", "sandwich"))]
     for doc, sentences in run.documents():
         i = next(i for i, s in enumerate(sentences) if "San Francisco" in s.text)
-        window = document_windows(run.tokenizer, doc.text, sentences, budget, whole_sentences)[i]
+        window = run.windows(doc, sentences)[i]
         print(f"== {doc.id}: needle = sentence {i}")
-        for question in [*about, fallback_question(sentences[i].text, fallback)]:
+        for question in [*about, run.fallback(sentences[i])]:
             text = run.answer(question, window)
             if text is not None:
                 held = " [held]" if is_held_out(question, 0, 0.1) else ""
