@@ -1,0 +1,53 @@
+"""Which `cd.max_answer_tokens` a committed SQuAD teacher cache was keyed by: the keys of each sentence's fallback
+question (asked of every sentence with `cd.fallback_always`, so every lift+cd run over these paragraphs made
+them) under the `eval_squad` config with each candidate value, looked up in the cache. Reads the data file and the
+cache only: no model, no tokenizer.
+
+    python docs/results/teacher_window/cache_settings.py ../shared/data/squad/dev-v1.1-half-a.json 20 \
+        docs/results/squad docs/results/squad_cloze_e8 > docs/results/teacher_window/cache_settings.log
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from lift_jax.config import load_config_file
+from lift_jax.distill.cache import teacher_identity, teacher_key
+from lift_jax.distill.questions import fallback_question
+from lift_jax.eval.squad_data import load_squad
+from lift_jax.synth.split import split_sentences
+
+CANDIDATES = (40, 64)
+
+
+def cache_keys(folder: Path) -> set[str]:
+    """Every key in the run folder's teacher cache."""
+    lines = (folder / "teacher_cache" / "teacher_cache.jsonl").read_text().splitlines()
+    return {json.loads(line)["key"] for line in lines if line.strip()}
+
+
+def main() -> None:
+    path, count, folders = sys.argv[1], int(sys.argv[2]), [Path(f) for f in sys.argv[3:]]
+    cfg = load_config_file("eval_squad")
+    g = cfg.generator
+    asked = []  # (window, question) of every sentence's fallback question
+    for doc in load_squad(path, max_documents=count):
+        for sentence in split_sentences(doc.text, g.min_sentence_chars, g.max_sentence_chars):
+            question = fallback_question(doc.text[sentence.start : sentence.end], cfg.cd.fallback)
+            if question is not None:
+                asked.append((doc.text.strip(), question))
+    print(f"{count} paragraphs, {len(asked)} fallback questions (cd.fallback={cfg.cd.fallback})")
+    print("| cache | lines | " + " | ".join(f"keys found with max_answer_tokens={m}" for m in CANDIDATES) + " |")
+    print("|---|---:|" + "---:|" * len(CANDIDATES))
+    for folder in folders:
+        keys = cache_keys(folder)
+        found = []
+        for m in CANDIDATES:
+            cfg.cd.max_answer_tokens = m
+            identity = teacher_identity(cfg)
+            found.append(sum(teacher_key(question=q, window=w, **identity) in keys for w, q in asked))
+        print(f"| {folder} | {len(keys)} | " + " | ".join(str(n) for n in found) + " |")
+
+
+if __name__ == "__main__":
+    main()
