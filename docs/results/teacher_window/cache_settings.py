@@ -7,23 +7,16 @@ cache only: no model, no tokenizer.
         docs/results/squad docs/results/squad_cloze_e8 > docs/results/teacher_window/cache_settings.log
 """
 
-import json
 import sys
 from pathlib import Path
 
 from lift_jax.config import load_config_file
-from lift_jax.distill.cache import teacher_identity, teacher_key
+from lift_jax.distill.cache import TeacherCache, teacher_identity, teacher_key
 from lift_jax.distill.questions import fallback_question
 from lift_jax.eval.squad_data import load_squad
 from lift_jax.synth.split import split_sentences
 
 CANDIDATES = (40, 64)
-
-
-def cache_keys(folder: Path) -> set[str]:
-    """Every key in the run folder's teacher cache."""
-    lines = (folder / "teacher_cache" / "teacher_cache.jsonl").read_text().splitlines()
-    return {json.loads(line)["key"] for line in lines if line.strip()}
 
 
 def main() -> None:
@@ -40,13 +33,13 @@ def main() -> None:
     print("| cache | lines | " + " | ".join(f"keys found with max_answer_tokens={m}" for m in CANDIDATES) + " |")
     print("|---|---:|" + "---:|" * len(CANDIDATES))
     for folder in folders:
-        keys = cache_keys(folder)
+        cache = TeacherCache(folder / "teacher_cache")
         found = []
         for m in CANDIDATES:
             cfg.cd.max_answer_tokens = m
             identity = teacher_identity(cfg)
-            found.append(sum(teacher_key(question=q, window=w, **identity) in keys for w, q in asked))
-        print(f"| {folder} | {len(keys)} | " + " | ".join(str(n) for n in found) + " |")
+            found.append(sum(cache.lookup(teacher_key(question=q, window=w, **identity)) is not None for w, q in asked))
+        print(f"| {folder} | {len(cache)} | " + " | ".join(str(n) for n in found) + " |")
 
 
 if __name__ == "__main__":
