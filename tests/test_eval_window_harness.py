@@ -60,6 +60,8 @@ def fake_absorb(monkeypatch):
         prepare_adapter(loaded, cfg)
         for _, layer in lora_modules(loaded.module):
             layer.lora_b.set_value(jnp.full(layer.lora_b.get_value().shape, 0.05, jnp.float32))
+        if cfg.method == "lift+cd":  # the teacher stage's counts, as absorb reports them
+            return {"steps": 0, "cd": {"teacher_computed": 7, "teacher_cached": 3}}
         return {"steps": 0}
 
     monkeypatch.setattr(harness, "absorb_document", absorb)
@@ -165,6 +167,13 @@ def test_any_absorb_method_of_the_config_runs(tiny_checkpoints, tmp_path, fake_a
     assert fake_absorb == [("check_generator", "", ""), ("lift+cd", "Oslo has", ""), ("raw", "Oslo has", "")]
     assert {m: summary[m]["n"] for m in summary} == {"lift+cd+icl": 6, "lift+cd": 6, "raw": 6}
     assert (tmp_path / "eval" / "runs" / "Animals" / "lift_cd").is_dir()
+    teacher = {m: (summary[m].get("teacher_computed"), summary[m].get("teacher_reused")) for m in summary}
+    assert teacher == {"lift+cd+icl": (7, 3), "lift+cd": (7, 3), "raw": (None, None)}  # one absorb, one document
+    log = (tmp_path / "eval" / "eval.log").read_text()
+    assert "Animals lift+cd: absorbed in" in log and "teacher answers computed 7, reused 3" in log
+    timing_row = next(line for line in (tmp_path / "eval" / "summary.md").read_text().splitlines()
+                      if line.startswith("| Animals | lift+cd |"))
+    assert timing_row.endswith("| 7 | 3 |"), timing_row
 
     with pytest.raises(SystemExit):
         squad.main(["--config.methods=base,lift+xx", f"--config.output_dir={tmp_path / 'x'}"])

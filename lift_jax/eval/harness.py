@@ -200,6 +200,11 @@ class Evaluator:
             stats["pairs_generated"] = pairs - stats["pairs_reused"]
             message += (f"; QA pairs generated {stats['pairs_generated']}, reused {stats['pairs_reused']} "
                         f"({before.cached_sentences}/{before.sentences} sentences cached)")
+        teacher = summary.get("cd")
+        if teacher is not None:  # lift+cd: how many teacher answers the shared cache already held
+            stats["teacher_computed"] = int(teacher["teacher_computed"])
+            stats["teacher_reused"] = int(teacher["teacher_cached"])
+            message += f"; teacher answers computed {stats['teacher_computed']}, reused {stats['teacher_reused']}"
         log.info(message)
         if not self.cfg.eval.keep_checkpoints:  # the exported adapter is all a rerun needs
             shutil.rmtree(finished.checkpoints, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Every record carries its document's `doc_id` and the timings of the (document, method) run that produced it:
 `absorb_s` (absorb wall time, generation + training; absent for icl), `answer_s` (answering all of the
-document's questions with that method), `steps`, `pairs_generated` and `pairs_reused` (LIFT methods).
+document's questions with that method), `steps`, `pairs_generated` and `pairs_reused` (LIFT methods),
+`teacher_computed` and `teacher_reused` (lift+cd: teacher answers computed, or found in the teacher cache).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from lift_jax.eval.metrics import Scorer
 from lift_jax.eval.records import is_error, markdown_table, summarize, write_summary
 
-TIMING_FIELDS = ("absorb_s", "answer_s", "steps", "pairs_generated", "pairs_reused")
+COUNT_FIELDS = ("pairs_generated", "pairs_reused", "teacher_computed", "teacher_reused")
+TIMING_FIELDS = ("absorb_s", "answer_s", "steps", *COUNT_FIELDS)
 
 
 def per_document(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -30,7 +32,7 @@ def per_document(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], 
 
 
 def timing_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per method: `docs`, mean `absorb_s_per_doc` and `answer_s_per_doc`, total pairs generated / reused."""
+    """Per method: `docs`, mean `absorb_s_per_doc` and `answer_s_per_doc`, totals of the COUNT_FIELDS it has."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for (_, method), row in per_document(records).items():
         groups.setdefault(method, []).append(row)
@@ -41,7 +43,7 @@ def timing_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, 
             values = [row[field] for row in rows if field in row]
             if values:
                 entry[f"{field}_per_doc"] = round(sum(values) / len(values), 2)
-        for field in ("pairs_generated", "pairs_reused"):
+        for field in COUNT_FIELDS:
             values = [row[field] for row in rows if field in row]
             if values:
                 entry[field] = sum(values)
@@ -54,7 +56,8 @@ def timing_markdown(records: Iterable[Mapping[str, Any]]) -> str:
     rows = per_document(records)
     if not rows:
         return ""
-    header = ["document", "method", "absorb s", "answer s", "steps", "pairs generated", "pairs reused"]
+    header = ["document", "method", "absorb s", "answer s", "steps", "pairs generated", "pairs reused",
+              "teacher computed", "teacher reused"]
     cells = [[doc_id, method, *(row.get(f) for f in TIMING_FIELDS)] for (doc_id, method), row in rows.items()]
     return "\n".join(["## Wall time per document", "", *markdown_table(header, cells, numeric_from=2)]) + "\n"
 
