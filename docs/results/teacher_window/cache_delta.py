@@ -4,15 +4,17 @@ other folders' caches commits only its new answers (each line once, first occurr
     python docs/results/teacher_window/cache_delta.py docs/results/niah_joint/teacher_cache/teacher_cache.jsonl \
         docs/results/niah docs/results/niah_what_is docs/results/niah_what_is_e8 docs/results/niah_whole_sentences
 
-Seeds are result folders (their `teacher_cache/teacher_cache.jsonl` is read) or cache files. The target is
-rewritten through a temporary file, so an interrupted cut leaves it whole. Resuming the run needs the union again:
+Seeds are result folders (their `teacher_cache/teacher_cache.jsonl` is read) or cache files; a torn last line
+(a write a crash cut short) is skipped, as the cache itself does. The target is replaced atomically, so an
+interrupted cut leaves it whole. Resuming the run needs the union again:
 `cat` the seeds' caches and the cut file, as the folder's README says.
 """
 
 import json
-import os
 import sys
 from pathlib import Path
+
+from lift_jax.durable import read_jsonl, write_atomic
 
 
 def cache_file(path: str) -> Path:
@@ -27,8 +29,7 @@ def cache_file(path: str) -> Path:
 
 def cache_keys(path: Path) -> set[str]:
     """The keys of every answer in one teacher cache file."""
-    with path.open() as lines:
-        return {json.loads(line)["key"] for line in lines if line.strip()}
+    return {record["key"] for _, record in read_jsonl(path) if record is not None}
 
 
 def main() -> None:
@@ -42,16 +43,14 @@ def main() -> None:
     kept, total = [], 0
     with target.open() as lines:
         for line in lines:
-            if not line.strip():
+            if not line.endswith("\n") or not line.strip():  # torn tail or blank
                 continue
             total += 1
             key = json.loads(line)["key"]
             if key not in seen:
                 seen.add(key)
-                kept.append(line if line.endswith("\n") else line + "\n")
-    partial = target.with_suffix(".jsonl.partial")
-    partial.write_text("".join(kept))
-    os.replace(partial, target)
+                kept.append(line)
+    write_atomic(target, "".join(kept))
     print(f"{target}: kept {len(kept)} of {total} lines ({seeded} keys in the seeds)")
 
 
