@@ -29,4 +29,10 @@ def get_config():
     cfg.cd.max_answer_tokens = 40  # the teacher is asked for one short sentence
     cfg.cd.ce_weight = 0.5
     cfg.cd.fallback_always = True
+    # The question options of the one lift+cd setting that reached both benchmark targets (docs/results.md,
+    # "niah_joint" / "squad_joint"): blanks need no generator, "What is X?" and whole-sentence windows fix the
+    # needle's failures. That setting trains 10 epochs at lr 3e-4; the demo keeps its faster schedule above.
+    cfg.cd.cloze_per_sentence = 4
+    cfg.cd.fallback = "what_is"
+    cfg.cd.whole_sentences = True
     return cfg

@@ -9,10 +9,14 @@
 # The default output directory is tracked by git except each document's adapters and checkpoints
 # (docs/results/*/runs/): predictions, QA caches, logs, summaries and heatmaps are committed as they come, so a
 # run that a session could not finish continues on another machine from what is committed.
-# 1. SQuAD v1.1, first 20 paragraphs of the bundled dev half: truncated ICL, LIFT, Finetune-Raw,
-#    context-distilled LIFT (lift+cd).
+# 1. SQuAD v1.1, first 20 paragraphs of the bundled dev half: truncated ICL, LIFT, Finetune-Raw, closed book
+#    (base) in <out>/squad; context-distilled LIFT (lift+cd) with its own setting in <out>/squad_joint.
 # 2. NIAH: lengths 1000,2000,3000 tokens x depths 0,0.25,0.5,0.75,1 x 1 sample: LIFT, Finetune-Raw, truncated ICL,
-#    context-distilled LIFT (lift+cd; its teacher outputs are shared in <out>/*/teacher_cache).
+#    closed book in <out>/niah; lift+cd with its own setting in <out>/niah_joint (teacher outputs shared in
+#    <out>/*/teacher_cache).
+# lift+cd's setting (issue 15, docs/results.md): the paper-method settings below plus fill-in-the-blank questions
+# (4 per sentence), the "What is ...?" fallback question, teacher windows cut to whole sentences and 10 epochs
+# instead of 6; the only setting measured to reach both targets of issue 15. LIFT and Finetune-Raw keep 6 epochs.
 # Settings that differ from the paper (Llama-3-8B, Qwen2.5-72B generator, rank 128, m = 10, 5 NIAH samples):
 # LoRA rank 16 / alpha 32, lr 3e-4, 6 epochs for LIFT and Finetune-Raw alike, batch 4 rows, max 256 tokens per
 # example, Finetune-Raw chunks of 256 tokens, m = 5 pairs asked per sentence in 2 few-shot samples, generator
@@ -39,27 +43,42 @@ settings=(
   --config.generator.qa_per_sentence=5
   --config.generator.samples_per_sentence=2
   --config.lora.rank=16 --config.lora.alpha=32
-  --config.train.lr=3e-4 --config.train.epochs=6 --config.train.batch_size=4 --config.train.max_length=256
+  --config.train.lr=3e-4 --config.train.batch_size=4 --config.train.max_length=256
   --config.cd.context_tokens=512 --config.cd.ce_weight=0.5 --config.cd.fallback_always=true
+)
+paper_epochs=(--config.train.epochs=6)
+joint_cd=(
+  --config.train.epochs=10
+  --config.cd.cloze_per_sentence=4 --config.cd.fallback=what_is --config.cd.whole_sentences=true
 )
 
 if [[ $parts == *,squad,* ]]; then
   echo "== SQuAD -> $out/squad"
-  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" \
-    --config.max_documents=20 --config.methods=icl,lift,raw,lift+cd,base --config.ask.max_new_tokens=32 \
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${paper_epochs[@]}" \
+    --config.max_documents=20 --config.methods=icl,lift,raw,base --config.ask.max_new_tokens=32 \
     --config.output_dir="$out/squad"
+  echo "== SQuAD, lift+cd -> $out/squad_joint"
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${joint_cd[@]}" \
+    --config.max_documents=20 --config.methods=lift+cd --config.ask.max_new_tokens=32 \
+    --config.output_dir="$out/squad_joint"
 fi
 
 if [[ $parts == *,niah,* ]]; then
   echo "== NIAH -> $out/niah"
-  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" \
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${paper_epochs[@]}" \
     --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
-    --config.generator.max_context_chars=512 --config.methods=lift,raw,icl,lift+cd,base \
+    --config.generator.max_context_chars=512 --config.methods=lift,raw,icl,base \
     --config.output_dir="$out/niah"
+  echo "== NIAH, lift+cd -> $out/niah_joint"
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${joint_cd[@]}" \
+    --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
+    --config.generator.max_context_chars=512 --config.methods=lift+cd \
+    --config.output_dir="$out/niah_joint"
 fi
 
 echo
-echo "tables: $out/squad/summary.md, $out/niah/summary.md; heatmaps: $out/niah/heatmap_*.png; logs: */eval.log"
+echo "tables: $out/squad/summary.md + $out/squad_joint/summary.md, $out/niah/summary.md + $out/niah_joint/summary.md;"
+echo "heatmaps: $out/niah*/heatmap_*.png; logs: */eval.log"
 
 # ---- Beyond the window (issue 17) ---------------------------------------------------------------------------
 # Documents longer than the truncated-ICL window, the paper's regime at CPU scale: ask.context_tokens=512 (prompt,
@@ -71,12 +90,14 @@ echo "tables: $out/squad/summary.md, $out/niah/summary.md; heatmaps: $out/niah/h
 #    Victoria_(Australia) 3791 / 124, Geology 3879 / 116, Jacksonville,_Florida 3971 / 96 (titles are '|'-separated).
 # 4. NIAH at 2000 and 4000 tokens x the 5 depths, the same window.
 # The lift+cd teacher obeys the same window: 384 document tokens + its prompt, question and answer fit in 512.
+# Here every method, lift+cd included, has the 6-epoch paper-method settings the committed tables were made with
+# (before lift+cd's own setting existed).
 # WINDOW_METHODS (default base,icl,lift,lift+icl,lift+cd) takes any eval method.
 window_methods=${WINDOW_METHODS:-base,icl,lift,lift+icl,lift+cd}
 
 if [[ $parts == *,squad_window,* ]]; then
   echo "== SQuAD articles beyond the window -> $out/squad_window"
-  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" --config.cd.context_tokens=384 \
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${paper_epochs[@]}" --config.cd.context_tokens=384 \
     --config.document_unit=article --config.titles='Construction|1973_oil_crisis' --config.max_documents=0 \
     --config.methods="$window_methods" --config.ask.context_tokens=512 --config.ask.max_new_tokens=32 \
     --config.output_dir="$out/squad_window"
@@ -84,7 +105,7 @@ fi
 
 if [[ $parts == *,niah_window,* ]]; then
   echo "== NIAH beyond the window -> $out/niah_window"
-  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" --config.cd.context_tokens=384 \
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${paper_epochs[@]}" --config.cd.context_tokens=384 \
     --config.niah.lengths=2000,4000 --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
     --config.generator.max_context_chars=512 --config.methods="$window_methods" --config.ask.context_tokens=512 \
     --config.output_dir="$out/niah_window"
