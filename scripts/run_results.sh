@@ -25,7 +25,7 @@
 # for NIAH, whose cells take about 5, 10 and 12 min at 1000, 2000 and 3000 tokens (so NIAH_LENGTHS=1000,1500,2000
 # saves about 25 min and adding 4000 costs about 75 min more). lift+cd with its own setting comes on top: its
 # SQuAD run took 64 min with the questions and teacher answers already cached, its 15 NIAH cells
-# 6 h 23 min of absorb and answer time (about 14, 27 and 36 min per cell at 1000, 2000 and 3000 tokens).
+# 6 h 23 min of absorb and answer time (about 14, 27 and 35 min per cell at 1000, 2000 and 3000 tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/results}
