@@ -7,8 +7,9 @@ cycled to fill each batch), laid out as `generate_ids` lays them out (`plan_pref
 slots a real call has. For each batch, float32, each part jitted on its own and timed as the median of
 --repeats calls after a warm-up:
 
-- step: one decode step as the sampler's loop runs it, (time for --new-tokens + 1 new tokens - time for 1) /
-  --new-tokens, greedy, no stop token (the one-token call is the prefill and the first choice);
+- step: one decode step as the sampler's loop runs it, (time for --new-tokens new tokens - time for 1) /
+  (--new-tokens - 1), greedy, no stop token (the one-token call is the prefill and the first choice; the
+  --new-tokens call has the cache slots benchmarks/sampler.py's calls have);
 - layer matmuls: every linear layer of every block on [batch, in] rows (the step's projections and MLP);
 - head: the output projection on [batch, hidden] and the argmax;
 - attention: every layer's `cached_attention` of one query per row over the call's cache slots and the
@@ -74,12 +75,13 @@ def matmul_rate(repeats: int) -> float:
 
 
 def step_seconds(module: Transformer, prompts: list[list[int]], new_tokens: int, pad: int, repeats: int) -> float:
-    """One decode step of `generate_ids` on `prompts`: the time of `new_tokens` more tokens, per token."""
+    """One decode step of `generate_ids` on `prompts`: the time of its `new_tokens` - 1 tokens after the first,
+    per token."""
 
     def run(n: int) -> Callable[[], list[list[int]]]:
         return lambda: generate_ids(module, prompts, SamplingParams(max_new_tokens=n), (), pad)
 
-    return (median_seconds(run(new_tokens + 1), repeats) - median_seconds(run(1), repeats)) / new_tokens
+    return (median_seconds(run(new_tokens), repeats) - median_seconds(run(1), repeats)) / (new_tokens - 1)
 
 
 def layer_matmul_seconds(module: Transformer, batch: int, repeats: int) -> tuple[float, float]:
@@ -183,6 +185,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
+    if min(args.batches) < 1 or args.new_tokens < 2 or args.repeats < 1:
+        parser.error("--batches must be >= 1, --new-tokens >= 2 (one step after the first token) and --repeats >= 1")
     load_before = os.getloadavg()[0]
     result = measure(args)
     lines = table(result)
