@@ -54,28 +54,29 @@ joint_cd=(
   --config.cd.cloze_per_sentence=4 --config.cd.fallback=what_is --config.cd.whole_sentences=true
 )
 
+# The 20 SQuAD passages and the 3 x 5 NIAH grid, shared by the paper-method and lift+cd invocations.
+squad20=(--config.max_documents=20 --config.ask.max_new_tokens=32)
+niah_grid=(
+  --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1
+  --config.generator.max_context_chars=512
+)
+
 if [[ $parts == *,squad,* ]]; then
   echo "== SQuAD -> $out/squad"
-  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${paper_epochs[@]}" \
-    --config.max_documents=20 --config.methods=icl,lift,raw,base --config.ask.max_new_tokens=32 \
-    --config.output_dir="$out/squad"
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${paper_epochs[@]}" "${squad20[@]}" \
+    --config.methods=icl,lift,raw,base --config.output_dir="$out/squad"
   echo "== SQuAD, lift+cd -> $out/squad_joint"
-  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${joint_cd[@]}" \
-    --config.max_documents=20 --config.methods=lift+cd --config.ask.max_new_tokens=32 \
-    --config.output_dir="$out/squad_joint"
+  python -m lift_jax.eval.squad --config eval_squad "${settings[@]}" "${joint_cd[@]}" "${squad20[@]}" \
+    --config.methods=lift+cd --config.output_dir="$out/squad_joint"
 fi
 
 if [[ $parts == *,niah,* ]]; then
   echo "== NIAH -> $out/niah"
-  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${paper_epochs[@]}" \
-    --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
-    --config.generator.max_context_chars=512 --config.methods=lift,raw,icl,base \
-    --config.output_dir="$out/niah"
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${paper_epochs[@]}" "${niah_grid[@]}" \
+    --config.methods=lift,raw,icl,base --config.output_dir="$out/niah"
   echo "== NIAH, lift+cd -> $out/niah_joint"
-  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${joint_cd[@]}" \
-    --config.niah.lengths="$lengths" --config.niah.depths=0,0.25,0.5,0.75,1 --config.niah.samples=1 \
-    --config.generator.max_context_chars=512 --config.methods=lift+cd \
-    --config.output_dir="$out/niah_joint"
+  python -m lift_jax.eval.niah --config eval_niah "${settings[@]}" "${joint_cd[@]}" "${niah_grid[@]}" \
+    --config.methods=lift+cd --config.output_dir="$out/niah_joint"
 fi
 
 echo
